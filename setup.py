@@ -1,0 +1,40 @@
+"""RadixInsight: self-hosted product-analytics event pipeline.
+
+This file is also the Beam ``--setup_file``: remote workers install the same
+packages from it, so the runtime pins live here and nowhere else.
+"""
+
+from setuptools import find_packages, setup
+
+# Exact pins: every machine (developer, CI, Beam worker) must resolve the same
+# set. `constraints.txt` pins the transitive closure for reproducible installs.
+INSTALL_REQUIRES = [
+    "apache-beam==2.77.0",
+    "kafka-python==3.0.12",
+    "crc32c==2.9.post0",  # kafka-python's pure-Python CRC is ~65x slower
+    "clickhouse-connect==1.12.0",
+    "chdb==4.4.0",
+    "orjson==3.13.0",
+    "starlette==1.10.0",
+    "uvicorn[standard]==0.54.0",
+]
+
+DEV_REQUIRES = [
+    "pytest==9.2.0",
+    "pytest-timeout==2.4.0",
+    "ruff==0.17.5",
+    "requests==2.34.2",
+]
+
+setup(
+    name="radixinsight",
+    version="0.1.0",
+    description="Self-hosted product analytics: collector, Kafka, Beam pipelines, ClickHouse",
+    python_requires=">=3.11",
+    packages=find_packages(include=["radixinsight*", "collector*", "transforms*",
+                                    "pipelines*", "analytics*"]),
+    package_data={"": ["*.sql", "*.json"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"dev": DEV_REQUIRES},
+    entry_points={"console_scripts": ["radixinsight=radixinsight.cli:main"]},
+)
