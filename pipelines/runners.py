@@ -1,0 +1,54 @@
+"""Turn a short runner name into the Beam options that run it offline.
+
+Every runner gets its binaries from the local toolchain cache, so nothing is
+downloaded while a job starts (DirectRunner would otherwise try to fetch Prism).
+"""
+
+from __future__ import annotations
+
+RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "direct": "DirectRunner"}
+
+
+def _has(argv: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in argv)
+
+
+def runner_name(argv: list[str]) -> str:
+    """The short runner name in ``argv`` (``--runner X`` or ``--runner=X``), default prism."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--runner="):
+            value = arg.split("=", 1)[1]
+        elif arg == "--runner" and i + 1 < len(argv):
+            value = argv[i + 1]
+        else:
+            continue
+        for short, full in RUNNERS.items():
+            if value.lower() in (short, full.lower()):
+                return short
+        raise ValueError(f"unknown runner {value!r}; choose one of {', '.join(RUNNERS)}")
+    return "prism"
+
+
+def runner_args(argv: list[str], *, streaming: bool) -> list[str]:
+    """``argv`` with the runner spelled out and its local binaries filled in."""
+    short = runner_name(argv)
+    out = [a for i, a in enumerate(argv)
+           if not (a.startswith("--runner=") or a == "--runner"
+                   or (i > 0 and argv[i - 1] == "--runner"))]
+    out.append(f"--runner={RUNNERS[short]}")
+    if streaming and not _has(out, "--streaming"):
+        out.append("--streaming")
+    if short == "prism" and not _has(out, "--prism_location"):
+        from radixinsight.toolchain.prism import ensure_prism
+
+        out.append(f"--prism_location={ensure_prism()}")
+    if short == "flink":
+        if not _has(out, "--flink_job_server_jar"):
+            from radixinsight.toolchain.flink import ensure_flink_job_server
+
+            out.append(f"--flink_job_server_jar={ensure_flink_job_server()}")
+        if not _has(out, "--flink_master"):
+            out.append("--flink_master=[local]")
+        if not _has(out, "--environment_type"):
+            out.append("--environment_type=LOOPBACK")
+    return out

@@ -1,0 +1,196 @@
+"""``radixinsight`` command line (surface fixed in ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default=None,
+                   help="ClickHouse URL: chdb:///DIR or http(s)://HOST:PORT "
+                        "(default $RADIX_STORE, else the embedded store)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="radixinsight",
+                                     description="RadixInsight product-analytics pipeline")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+
+    up = sub.add_parser("up", help="start the local stack (Kafka, store, collector, pipeline)")
+    up.add_argument("--demo", action="store_true", help="send demo traffic and print a report")
+    up.add_argument("--detach", action="store_true", help="return once started; stop with down")
+    up.add_argument("--runner", choices=["prism", "flink", "direct"], default="prism")
+    up.add_argument("--demo-users", type=int, default=800, help="simulated users (--demo)")
+    _store_arg(up)
+    sub.add_parser("down", help="stop the local stack")
+    sub.add_parser("status", help="show what runs in the local stack")
+
+    col = sub.add_parser("collector", help="the HTTP collector").add_subparsers(
+        dest="sub", required=True)
+    cs = col.add_parser("serve", help="serve POST /collect")
+    cs.add_argument("--host", default="127.0.0.1")
+    cs.add_argument("--port", type=int, default=8080)
+
+    store = sub.add_parser("store", help="the embedded ClickHouse store").add_subparsers(
+        dest="sub", required=True)
+    ss = store.add_parser("serve", help="serve one chDB directory over the ClickHouse HTTP API")
+    ss.add_argument("--path", type=Path, default=Path(".radixinsight/store"))
+    ss.add_argument("--host", default="127.0.0.1")
+    ss.add_argument("--port", type=int, default=8123)
+
+    pipe = sub.add_parser("pipeline", help="Beam jobs").add_subparsers(dest="sub", required=True)
+    pipe.add_parser("stream", help="the streaming job; other options go to Beam",
+                    add_help=False)
+
+    db = sub.add_parser("db", help="schema").add_subparsers(dest="sub", required=True)
+    _store_arg(db.add_parser("migrate", help="apply pending ClickHouse migrations"))
+
+    sql = sub.add_parser("sql", help="run one SQL statement against the store")
+    sql.add_argument("statement")
+    sql.add_argument("--format", choices=["table", "json"], default="table")
+    _store_arg(sql)
+
+    tc = sub.add_parser("toolchain", help="fetch/build Kafka jars, Prism, Flink job server")
+    tc.add_argument("parts", nargs="*", default=["kafka", "prism"],
+                    choices=["kafka", "prism", "flink"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["pipeline", "stream"]:
+        from pipelines.streaming import run
+
+        run(argv[2:])
+        return 0
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # one clear line instead of a traceback for known failures
+        from radixinsight.toolchain import ToolchainError
+
+        if isinstance(exc, ToolchainError | TimeoutError | RuntimeError | ConnectionError):
+            print(f"radixinsight: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from collector.serve import serve
+
+    serve(args.host, args.port)
+    return 0
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from radixinsight.store.server import serve
+
+    serve(args.path.resolve(), host=args.host, port=args.port)
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from radixinsight.store import connect
+    from radixinsight.store.migrate import migrate
+
+    applied = migrate(connect(args.store))
+    print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+    return 0
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from radixinsight.store import connect
+
+    result = connect(args.store).query(args.statement)
+    if args.format == "json":
+        for row in result.named_results():
+            print(json.dumps(row, default=str))
+    else:
+        print(format_table(result.column_names, result.result_rows))
+    return 0
+
+
+def format_table(columns: list[str] | tuple[str, ...], rows: list[Any]) -> str:
+    cells = [list(map(str, columns))] + [[str(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cmd_toolchain(args: argparse.Namespace) -> int:
+    for part in dict.fromkeys(args.parts):
+        if part == "kafka":
+            from radixinsight.toolchain.kafka import ensure_kafka_libs as ensure
+        elif part == "prism":
+            from radixinsight.toolchain.prism import ensure_prism as ensure
+        else:
+            from radixinsight.toolchain.flink import ensure_flink_job_server as ensure
+        print(f"{part}: {ensure()}")
+    return 0
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    from radixinsight.stack import Stack
+
+    rows = Stack().status()
+    if not rows:
+        print("no local stack configured (run: radixinsight up)")
+        return 0
+    print(format_table(["component", "state", "pid", "address"],
+                       [[r["component"], "running" if r["running"] else "stopped",
+                         r.get("pid") or "", r["address"]] for r in rows]))
+    return 0
+
+
+def cmd_down(_args: argparse.Namespace) -> int:
+    from radixinsight.stack import Stack
+
+    stack = Stack()
+    stack.stop(stack.load_config())
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from radixinsight.stack import Stack
+
+    stack = Stack()
+    cfg = stack.configure(runner=args.runner, store_url=args.store)
+    # SIGTERM behaves like Ctrl-C, so a supervisor stopping us also stops the stack.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        stack.start(cfg)
+        if args.demo:
+            from radixinsight.demo_run import run_demo
+
+            run_demo(stack, cfg, users=args.demo_users)
+        if args.detach:
+            print("stack running; stop it with: radixinsight down")
+            return 0
+        print("stack running; press Ctrl-C to stop")
+        while all(r["running"] for r in stack.status()):
+            time.sleep(1)
+        print("a component stopped; see radixinsight status and .radixinsight/logs",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        if not args.detach:
+            stack.stop(cfg)
+
+
+COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "collector": cmd_collector,
+            "store": cmd_store, "db": cmd_db, "sql": cmd_sql, "toolchain": cmd_toolchain}
+
+if __name__ == "__main__":
+    sys.exit(main())

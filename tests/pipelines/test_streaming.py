@@ -1,0 +1,57 @@
+"""The streaming job's wiring, fed by beam.Create instead of Kafka."""
+
+from datetime import UTC, datetime
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
+
+from collector.envelope import make_envelope
+from pipelines.streaming import StreamingOptions, build
+from tests.transforms.test_parse import event
+
+
+class _Expect(beam.PTransform):
+    def __init__(self, fn, expected):
+        super().__init__()
+        self._fn, self._expected = fn, expected
+
+    def expand(self, pcoll):
+        assert_that(pcoll | beam.Map(self._fn), equal_to(self._expected))
+
+
+def _ids(n):
+    return [f"00000000-0000-4000-8000-{i:012d}" for i in range(n)]
+
+
+def test_build_routes_rows_bad_rows_and_window_counts():
+    ids = _ids(5)
+    names = ["page_view", "page_view", "signup", "page_view", "signup"]
+    envs = [make_envelope(event(event_id=i, event_name=n), project_id="p1", key_id="k",
+                          ip=None, user_agent=None) for i, n in zip(ids, names, strict=True)]
+    # broker times: three events in window [0, 10), two in [10, 20)
+    stamped = list(zip([*envs, b"{oops"], [1, 2, 3, 11, 12, 13], strict=True))
+    opts = PipelineOptions(["--count_window_s=10"]).view_as(StreamingOptions)
+    sinks = {
+        "events": _Expect(lambda r: str(r["event_id"]), ids),
+        "invalid": _Expect(lambda b: b["failure"]["type"], ["invalid_json"]),
+        "counts": _Expect(lambda c: (c["window_start"].second, c["event_name"], c["events"]),
+                          [(0, "page_view", 2), (0, "signup", 1), (10, "page_view", 1),
+                           (10, "signup", 1)]),
+    }
+    source = (beam.Create(stamped) | beam.MapTuple(lambda v, t: TimestampedValue(v, t)))
+    with TestPipeline(runner="FnApiRunner") as p:
+        build(p, source, sinks, opts)
+
+
+def test_count_rows_carry_window_bounds():
+    from transforms.live_counts import CountPerWindow
+
+    row = {"project_id": "p", "event_name": "e"}
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = (p | beam.Create([TimestampedValue(row, 25)]) | CountPerWindow(10)
+               | beam.Map(lambda c: (c["window_start"], c["window_end"], c["events"])))
+        assert_that(out, equal_to([(datetime(1970, 1, 1, 0, 0, 20, tzinfo=UTC),
+                                    datetime(1970, 1, 1, 0, 0, 30, tzinfo=UTC), 1)]))
