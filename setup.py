@@ -14,6 +14,8 @@ INSTALL_REQUIRES = [
     "crc32c==2.9.post0",  # kafka-python's pure-Python CRC is ~65x slower
     "clickhouse-connect==1.12.0",
     "chdb==4.4.0",
+    "lz4==4.4.5",  # store server decodes clickhouse-connect's lz4-framed insert bodies
+    "pyarrow==25.0.1",  # insert_arrow / query_arrow (also pulled in by apache-beam)
     "orjson==3.13.0",
     "starlette==1.10.0",
     "uvicorn[standard]==0.54.0",
