@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collector.envelope import make_envelope, record_key
-from collector.producer import AckingProducer, KafkaUnavailable
+from collector.producer import AckingProducer, KafkaUnavailableError
 from collector.projects import Registry
 
 MAX_EVENT_BYTES = 100 * 1024
@@ -93,7 +93,7 @@ def create_app(cfg: CollectorConfig) -> Starlette:
             records.append((record_key(project.project_id, event), value))
         try:
             await producer().send_all(cfg.raw_topic, records)
-        except KafkaUnavailable as exc:
+        except KafkaUnavailableError as exc:
             return error(503, f"event store unavailable: {exc}", **{"Retry-After": "2"})
         return JSONResponse({"accepted": len(records)}, status_code=202)
 

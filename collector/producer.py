@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 
-class KafkaUnavailable(RuntimeError):
+class KafkaUnavailableError(RuntimeError):
     """The broker did not acknowledge in time; the client should retry later."""
 
 
@@ -46,11 +46,11 @@ class AckingProducer:
         except KafkaError as exc:
             for w in waiters:
                 w.cancel()
-            raise KafkaUnavailable(str(exc)) from exc
+            raise KafkaUnavailableError(str(exc)) from exc
         try:
             await asyncio.wait_for(asyncio.gather(*waiters), self._ack_timeout_s)
         except (TimeoutError, KafkaError) as exc:
-            raise KafkaUnavailable(f"broker did not acknowledge: {exc!r}") from exc
+            raise KafkaUnavailableError(f"broker did not acknowledge: {exc!r}") from exc
 
     def close(self, timeout_s: float = 5.0) -> None:
         self._producer.close(timeout=timeout_s)

@@ -23,7 +23,7 @@ def invalid_row(bad: dict[str, Any]) -> dict[str, Any]:
     return {
         "received_at": received_at,
         "project_id": project if isinstance(project, str) else "",
-        "schema_version": bad["schema_version"],
+        "schema_version": str(bad["schema_version"]),
         "processor_name": bad["processor"]["name"],
         "processor_version": bad["processor"]["version"],
         "stage": bad["stage"],

@@ -125,6 +125,18 @@ def start_offset(cfg: KafkaReadConfig, part: KafkaPartition) -> int:
 
 
 class _UnboundedOffsetTracker(OffsetRestrictionTracker):
+    """Offset tracker that only splits to checkpoint.
+
+    A partition is one ordered log: a runner's dynamic split at a fraction of
+    ``[offset, ∞)`` would hand another reader an offset far beyond the log's end
+    (Prism does split that way). Checkpoints (fraction 0) are what we need.
+    """
+
+    def try_split(self, fraction_of_remainder: float):
+        if fraction_of_remainder > 0:
+            return None
+        return super().try_split(fraction_of_remainder)
+
     def is_bounded(self) -> bool:
         return self._range.stop != END_OF_TIME_OFFSET
 
@@ -187,6 +199,8 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         last_claimed = None
         max_ts = None
         for rec in records:
+            if rec.offset < next_offset:
+                continue  # a reset (e.g. after retention) may rewind below our start
             if not tracker.try_claim(rec.offset):
                 return
             last_claimed = rec.offset

@@ -1,12 +1,12 @@
 import uuid
 from datetime import UTC, datetime
 
+import apache_beam as beam
 import orjson
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-import apache_beam as beam
 from collector.envelope import make_envelope
 from transforms.parse import ParseEnvelopes, ParseError, envelope_to_row, parse_timestamp
 from transforms.results import BAD
