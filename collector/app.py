@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from kafka.errors import KafkaError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -56,7 +57,11 @@ def create_app(cfg: CollectorConfig) -> Starlette:
 
     def producer() -> AckingProducer:
         if "producer" not in state:
-            state["producer"] = AckingProducer(cfg.bootstrap_servers, **cfg.producer_options)
+            try:
+                state["producer"] = AckingProducer(cfg.bootstrap_servers,
+                                                   **cfg.producer_options)
+            except KafkaError as exc:  # e.g. NoBrokersAvailable at start-up
+                raise KafkaUnavailableError(str(exc)) from exc
         return state["producer"]
 
     async def collect(request: Request) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,51 +24,60 @@ UAS = (
 )
 
 
-def _event(project: str, name: str, ts: datetime, anon: str, user_id: str | None,
-           session: str, ua: str, rng: random.Random, **props: Any) -> dict[str, Any]:
-    page = rng.choice(PAGES) if name == "page_view" else "/signup"
-    return {
-        "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-        "event_name": name,
-        "project_id": project,
-        "timestamp": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "user": {"user_id": user_id, "anonymous_id": anon, "session_id": session},
-        "context": {"user_agent": ua, "locale": "en-US",
-                    "page": {"url": f"https://shop.example.com{page}?utm_source=demo",
-                             "referrer": "https://www.google.com/", "title": page}},
-        "properties": props,
-    }
+@dataclass
+class _Visitor:
+    project: str
+    run_id: str
+    rng: random.Random
+    anon: str
+    session: str
+    ua: str
+    user_id: str | None = None
+
+    def event(self, name: str, ts: datetime, **props: Any) -> dict[str, Any]:
+        page = self.rng.choice(PAGES) if name == "page_view" else "/signup"
+        return {
+            "event_id": str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            "event_name": name,
+            "project_id": self.project,
+            "timestamp": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "user": {"user_id": self.user_id, "anonymous_id": self.anon,
+                     "session_id": self.session},
+            "context": {"user_agent": self.ua, "locale": "en-US",
+                        "page": {"url": f"https://shop.example.com{page}?utm_source=demo",
+                                 "referrer": "https://www.google.com/", "title": page}},
+            "properties": {**props, "demo_run": self.run_id},
+        }
 
 
-def user_journeys(project: str, users: int, seed: int = 7) -> Iterator[dict[str, Any]]:
-    """Events of ``users`` simulated visitors; a share of them convert through FUNNEL."""
+def user_journeys(project: str, users: int, run_id: str,
+                  seed: int | None = None) -> Iterator[dict[str, Any]]:
+    """Events of ``users`` simulated visitors; a share of them convert through FUNNEL.
+
+    Every event carries ``properties.demo_run = run_id`` so a run can be counted apart.
+    """
     rng = random.Random(seed)
     now = datetime.now(UTC)
     for _ in range(users):
-        anon = f"anon-{rng.getrandbits(48):012x}"
-        session = f"s-{rng.getrandbits(48):012x}"
-        ua = rng.choice(UAS)
+        v = _Visitor(project, run_id, rng, anon=f"anon-{rng.getrandbits(48):012x}",
+                     session=f"s-{rng.getrandbits(48):012x}", ua=rng.choice(UAS))
         ts = now - timedelta(seconds=rng.randint(60, 3600))
-        user_id = None
         for _ in range(rng.randint(1, 6)):
             ts += timedelta(seconds=rng.randint(5, 90))
-            yield _event(project, "page_view", ts, anon, user_id, session, ua, rng)
+            yield v.event("page_view", ts)
         if rng.random() < 0.5:
             ts += timedelta(seconds=rng.randint(5, 60))
-            yield _event(project, "signup_started", ts, anon, user_id, session, ua, rng)
+            yield v.event("signup_started", ts)
             if rng.random() < 0.6:
-                user_id = f"user-{rng.getrandbits(32):08x}"
+                v.user_id = f"user-{rng.getrandbits(32):08x}"
                 ts += timedelta(seconds=rng.randint(5, 60))
-                yield _event(project, "signup_completed", ts, anon, user_id, session, ua, rng,
-                             plan=rng.choice(["free", "pro"]))
+                yield v.event("signup_completed", ts, plan=rng.choice(["free", "pro"]))
                 if rng.random() < 0.3:
                     ts += timedelta(seconds=rng.randint(30, 300))
-                    yield _event(project, "purchase", ts, anon, user_id, session, ua, rng,
-                                 amount=rng.choice([9, 29, 99]))
+                    yield v.event("purchase", ts, amount=rng.choice([9, 29, 99]))
         if rng.random() < 0.4:
             ts += timedelta(seconds=rng.randint(1, 30))
-            yield _event(project, "button_click", ts, anon, user_id, session, ua, rng,
-                         button_id=rng.choice(["cta", "nav", "footer"]))
+            yield v.event("button_click", ts, button_id=rng.choice(["cta", "nav", "footer"]))
 
 
 def send(endpoint: str, api_key: str, events: list[dict[str, Any]], batch: int = 25,

@@ -1,0 +1,42 @@
+# RadixInsight developer entry points. `make run` and `make test` install what they
+# need (Python venv, Kafka jars, Prism, Flink job server) into .venv and ~/.cache.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+# Reinstall the venv whenever the pins change.
+STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
+
+.PHONY: setup toolchain run test test-fast lint bench clean
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+toolchain: setup
+	$(BIN)/radixinsight toolchain kafka prism flink
+
+run: setup
+	$(BIN)/radixinsight toolchain kafka prism
+	$(BIN)/radixinsight up --demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: toolchain lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(BIN)/pytest -m "not integration and not e2e and not flink" $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python bench/e2e_latency.py
+
+clean:
+	rm -rf $(VENV) .radixinsight build *.egg-info

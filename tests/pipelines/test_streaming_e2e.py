@@ -1,0 +1,101 @@
+"""Collector -> Kafka -> streaming job (a real runner) -> ClickHouse, counting every event."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from collector.app import CollectorConfig
+from collector.projects import Registry
+from radixinsight import procs
+from radixinsight.demo import send, user_journeys
+from radixinsight.services.kafka_broker import create_topics
+from radixinsight.store import connect
+from radixinsight.store.migrate import migrate
+from tests.fixtures.collector import running_collector
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "e2e-key"
+
+
+def count(client, sql: str) -> int:
+    return int(client.query(sql).result_rows[0][0])
+
+
+def wait_count(client, sql: str, target: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    n = count(client, sql)
+    while n < target and time.monotonic() < deadline:
+        time.sleep(0.5)
+        n = count(client, sql)
+    return n
+
+
+@pytest.fixture
+def fresh_store(store_server_url):
+    database = f"e2e_{uuid.uuid4().hex[:10]}"
+    connect(store_server_url).command(f"CREATE DATABASE {database}")
+    url = f"{store_server_url}/{database}"
+    migrate(connect(url))
+    return url
+
+
+def run_stream_job(runner: str, bootstrap: str, store: str, prefix: str, log: Path):
+    cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "stream", f"--runner={runner}",
+           f"--kafka_bootstrap={bootstrap}", f"--store={store}", f"--topic_prefix={prefix}",
+           "--count_window_s=5"]
+    with open(log, "wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                start_new_session=True, env=os.environ.copy())
+
+
+def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=400):
+    prefix = f"e2e{uuid.uuid4().hex[:8]}"
+    create_topics(kafka_broker.bootstrap, [f"{prefix}.events.raw"], partitions=2)
+    reg = Registry({})
+    reg.add_key("demo", KEY)
+    client = connect(fresh_store)
+    log = tmp_path / "pipeline.log"
+    job = run_stream_job(runner, kafka_broker.bootstrap, fresh_store, prefix, log)
+    try:
+        cfg = CollectorConfig(kafka_broker.bootstrap, reg, topic_prefix=prefix)
+        with running_collector(cfg) as url:
+            first = list(user_journeys("demo", 100, "r1"))[:events_per_batch]
+            assert send(url, KEY, first) == len(first)
+            # The job processes while it runs: rows arrive before we send more.
+            got = wait_count(client, "SELECT count() FROM events FINAL", len(first), 240)
+            assert got == len(first), procs.log_tail(log)
+            second = list(user_journeys("demo", 100, "r2"))[:events_per_batch]
+            bad = [{"event_id": "x", "event_name": "e", "project_id": "demo",
+                    "timestamp": "2026-01-01T00:00:00Z"}] * 3
+            assert send(url, KEY, second + bad) == len(second) + 3
+        total = len(first) + len(second)
+        assert wait_count(client, "SELECT count() FROM events FINAL", total, 120) == total
+        assert count(client, "SELECT uniqExact(event_id) FROM events") == total
+        assert wait_count(client, "SELECT count() FROM events_invalid", 3, 60) == 3
+        # 5 s windows fired while the job ran and account for every event
+        windows = wait_count(client, "SELECT sum(events) FROM live_event_counts", total, 60)
+        assert windows == total
+        assert count(client, "SELECT count() FROM events_invalid "
+                             "WHERE failure_type = 'invalid_field'") == 3
+        assert job.poll() is None, "the streaming job must still be running"
+    finally:
+        procs.stop_pid(job.pid)
+        assert not procs.pid_alive(job.pid)
+
+
+@pytest.mark.integration
+def test_stream_on_prism(kafka_broker, fresh_store, tmp_path):
+    check_stream("prism", kafka_broker, fresh_store, tmp_path)
+
+
+@pytest.mark.integration
+@pytest.mark.flink
+def test_stream_on_flink(kafka_broker, fresh_store, tmp_path):
+    check_stream("flink", kafka_broker, fresh_store, tmp_path)
