@@ -360,11 +360,16 @@ class KafkaBroker:
 
     def _wait_exit(self, pid: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not _pid_alive(pid):
-                return True
+        while _pid_alive(pid):
+            if time.monotonic() > deadline:
+                return False
             time.sleep(0.1)
-        return not _pid_alive(pid)
+        # A zombie counts as exited, but give its remaining threads (which still hold the
+        # log dir's lock) and init's reaping a moment, so "stopped" means "gone" when it can.
+        gone_by = time.monotonic() + 2
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < gone_by:
+            time.sleep(0.05)
+        return True
 
     def _failure(self, headline: str) -> str:
         return (f"{headline}\n--- {self.stdout_log} ---\n{_tail(self.stdout_log, 20)}"
