@@ -47,6 +47,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes as unpadded base64url (22 characters)."""
+    # ``--cluster-id=<id>`` is passed in one argument: an id may start with '-'.
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
 
 
@@ -317,7 +318,7 @@ class KafkaBroker:
 
     def _format(self, lib: Path) -> None:
         cmd = self._java(lib, ["-Xmx256m"], [
-            "kafka.tools.StorageTool", "format", "--standalone", "--cluster-id", self.cluster_id,
+            "kafka.tools.StorageTool", "format", "--standalone", f"--cluster-id={self.cluster_id}",
             "--config", str(self.properties_file)])
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
