@@ -26,6 +26,7 @@ then resolved).  See docs/runners-flink-notes.md for why Beam 2.62.0 / Flink 1.1
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -34,7 +35,10 @@ import re
 import shutil
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from radixinsight.toolchain import (
     DEPLOY_DIR,
@@ -166,6 +170,30 @@ def flink_pipeline_args(*, jar: Path | None = None, streaming: bool = True,
     if parallelism:
         args.append(f"--parallelism={parallelism}")
     return args
+
+
+@contextlib.contextmanager
+def flink_runner(options: Any) -> Iterator[Any]:
+    """A ``FlinkRunner`` whose job server is started now and stopped on exit.
+
+    ``options`` must carry ``--flink_job_server_jar`` (see :func:`flink_pipeline_args`).
+    Beam's own FlinkRunner starts the job server lazily and only stops it at interpreter
+    exit (atexit); tests and long-lived processes want it gone when the job is.  The
+    runner object has ``job_server_startup_seconds`` set for diagnostics.
+    """
+    from apache_beam.runners.portability import flink_runner as beam_flink
+    from apache_beam.runners.portability.job_server import StopOnExitJobServer
+
+    server = StopOnExitJobServer(beam_flink.FlinkJarJobServer(options))
+    runner = beam_flink.FlinkRunner()
+    started = time.monotonic()
+    server.start()
+    runner.job_server_startup_seconds = time.monotonic() - started
+    runner.default_job_server = lambda _options: server
+    try:
+        yield runner
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
