@@ -157,16 +157,30 @@ def ensure_flink_job_server() -> Path:
             return jar
 
 
+# Flink's Long.MAX_VALUE: "never shut idle sources down".
+_NEVER = str(2**63 - 1)
+
+
 def flink_pipeline_args(*, jar: Path | None = None, streaming: bool = True,
                         parallelism: int | None = None,
+                        checkpointing_interval_ms: int | None = None,
                         jvm_properties: tuple[str, ...] = DEFAULT_JVM_PROPERTIES) -> list[str]:
-    """Beam options for a pipeline on embedded Flink ([local]) with a LOOPBACK worker."""
+    """Beam options for a pipeline on embedded Flink ([local]) with a LOOPBACK worker.
+
+    Streaming adds ``--shutdown_sources_after_idle_ms=<Long.MAX>``: without checkpointing,
+    Beam's Flink runner shuts the Impulse source down at once (default 0 ms), and from then
+    on a Python SDF's ``defer_remainder(delay)`` is re-run immediately (a busy loop of
+    ~200 calls/s measured); keeping sources alive makes Flink honour the resume delay.
+    Enabling checkpointing (``checkpointing_interval_ms``) has the same effect.
+    """
     jar = jar or ensure_flink_job_server()
     args = ["--runner=FlinkRunner", "--flink_master=[local]",
             f"--flink_job_server_jar={jar}", "--environment_type=LOOPBACK"]
     args += [f"--job_server_jvm_properties={p}" for p in jvm_properties]
     if streaming:
-        args.append("--streaming")
+        args += ["--streaming", f"--shutdown_sources_after_idle_ms={_NEVER}"]
+    if checkpointing_interval_ms:
+        args.append(f"--checkpointing_interval={checkpointing_interval_ms}")
     if parallelism:
         args.append(f"--parallelism={parallelism}")
     return args
