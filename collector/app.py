@@ -6,6 +6,7 @@ It stays thin: per-event validation and enrichment belong to the pipeline.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -55,13 +56,18 @@ def split_events(body: Any) -> list[Any]:
 def create_app(cfg: CollectorConfig) -> Starlette:
     state: dict[str, AckingProducer] = {}
 
-    def producer() -> AckingProducer:
-        if "producer" not in state:
-            try:
-                state["producer"] = AckingProducer(cfg.bootstrap_servers,
-                                                   **cfg.producer_options)
-            except KafkaError as exc:  # e.g. NoBrokersAvailable at start-up
-                raise KafkaUnavailableError(str(exc)) from exc
+    start_lock = asyncio.Lock()
+
+    async def producer() -> AckingProducer:
+        # Created on first use, in a thread: bootstrapping blocks while Kafka is down,
+        # and the event loop must keep answering (503s, health) meanwhile.
+        async with start_lock:
+            if "producer" not in state:
+                try:
+                    state["producer"] = await asyncio.to_thread(
+                        AckingProducer, cfg.bootstrap_servers, **cfg.producer_options)
+                except KafkaError as exc:  # e.g. NoBrokersAvailable
+                    raise KafkaUnavailableError(str(exc)) from exc
         return state["producer"]
 
     async def collect(request: Request) -> Response:
@@ -97,7 +103,7 @@ def create_app(cfg: CollectorConfig) -> Starlette:
                                   sent_at=event.get("sent_at"))
             records.append((record_key(project.project_id, event), value))
         try:
-            await producer().send_all(cfg.raw_topic, records)
+            await (await producer()).send_all(cfg.raw_topic, records)
         except KafkaUnavailableError as exc:
             return error(503, f"event store unavailable: {exc}", **{"Retry-After": "2"})
         return JSONResponse({"accepted": len(records)}, status_code=202)

@@ -29,6 +29,7 @@ class AckingProducer:
             linger_ms=5,
             compression_type="lz4" if _has_lz4() else None,
             max_block_ms=2000,  # a full buffer or missing metadata fails fast -> 503
+            bootstrap_timeout_ms=2000,
             **options,
         )
 

@@ -43,12 +43,14 @@ def runner_args(argv: list[str], *, streaming: bool) -> list[str]:
 
         out.append(f"--prism_location={ensure_prism()}")
     if short == "flink":
-        if not _has(out, "--flink_job_server_jar"):
-            from radixinsight.toolchain.flink import ensure_flink_job_server
+        from radixinsight.toolchain.flink import flink_pipeline_args
 
-            out.append(f"--flink_job_server_jar={ensure_flink_job_server()}")
-        if not _has(out, "--flink_master"):
-            out.append("--flink_master=[local]")
-        if not _has(out, "--environment_type"):
-            out.append("--environment_type=LOOPBACK")
+        for arg in flink_pipeline_args(streaming=streaming):
+            flag = arg.split("=", 1)[0]
+            if flag == "--job_server_jvm_properties" or not _has(out, flag):
+                out.append(arg)
+        if streaming and not _has(out, "--idle_poll_s"):
+            # Beam 2.62's Flink runner rounds an SDF resume delay down to whole
+            # seconds: a shorter idle poll would become a busy loop.
+            out.append("--idle_poll_s=1")
     return out

@@ -49,6 +49,8 @@ class StreamingOptions(PipelineOptions):
                             help="ClickHouse URL (env RADIX_STORE; default the embedded store)")
         parser.add_argument("--count_window_s", type=int, default=10,
                             help="size of the live event-count window, seconds")
+        parser.add_argument("--idle_poll_s", type=float, default=0.2,
+                            help="pause before polling a caught-up Kafka partition again")
 
 
 def raw_topic(prefix: str) -> str:
@@ -68,7 +70,8 @@ def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTran
 def kafka_source(opts: StreamingOptions) -> beam.PTransform:
     cfg = KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
                           topics=(raw_topic(opts.topic_prefix),),
-                          group_id=opts.consumer_group, start_from=opts.start_from)
+                          group_id=opts.consumer_group, start_from=opts.start_from,
+                          idle_resume_s=opts.idle_poll_s)
     return _KafkaValues(cfg)
 
 
