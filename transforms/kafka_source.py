@@ -62,7 +62,7 @@ class KafkaReadConfig:
     idle_resume_s: float = 0.2
     # When caught up, the watermark is set this far behind the wall clock,
     # so event-time windows close even when no data arrives.
-    idle_watermark_lag_s: float = 1.0
+    idle_watermark_lag_s: float = 2.0
     consumer_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -222,8 +222,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
             tracker.defer_remainder(Duration.of(self._cfg.idle_resume_s))
 
     def _advance_watermark(self, watermark, consumer, tp, max_ts: Timestamp | None) -> None:
-        caught_up = consumer.highwater(tp) is not None and consumer.position(tp) >= (
-            consumer.highwater(tp))
+        end = consumer.highwater(tp)
+        if end is None:  # no fetch answered yet on this consumer: ask the broker
+            end = consumer.end_offsets([tp])[tp]
+        caught_up = consumer.position(tp) >= end
         candidate = max_ts
         if caught_up:
             idle = Timestamp.of(time.time() - self._cfg.idle_watermark_lag_s)
