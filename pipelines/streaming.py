@@ -71,7 +71,7 @@ def kafka_source(opts: StreamingOptions) -> beam.PTransform:
     cfg = KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
                           topics=(raw_topic(opts.topic_prefix),),
                           group_id=opts.consumer_group, start_from=opts.start_from,
-                          idle_resume_s=opts.idle_poll_s,)
+                          idle_resume_s=opts.idle_poll_s)
     return _KafkaValues(cfg)
 
 
