@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from collector.envelope import make_envelope, record_key
 from collector.producer import AckingProducer, KafkaUnavailableError
-from collector.projects import Registry
+from collector.projects import Registry, ReloadingRegistry
 
 MAX_EVENT_BYTES = 100 * 1024
 MAX_BATCH_EVENTS = 500
@@ -31,7 +31,7 @@ MAX_BODY_BYTES = 5 * 1024 * 1024
 @dataclass
 class CollectorConfig:
     bootstrap_servers: str
-    registry: Registry
+    registry: Registry | ReloadingRegistry
     topic_prefix: str = "radix"
     producer_options: dict[str, Any] = field(default_factory=dict)
 

@@ -16,6 +16,7 @@ import hmac
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +87,30 @@ class Registry:
                 if hmac.compare_digest(digest, wk.sha256):
                     found = (project, wk)
         return found
+
+
+class ReloadingRegistry:
+    """A registry file re-read when it changes (checked at most once a second),
+    so keys added with the CLI work without restarting the collector."""
+
+    def __init__(self, path: Path, check_every_s: float = 1.0) -> None:
+        self._path, self._every = path, check_every_s
+        self._mtime: float | None = None
+        self._checked = 0.0
+        self._registry = Registry({})
+        self._refresh()
+
+    def _refresh(self) -> None:
+        try:
+            mtime = self._path.stat().st_mtime
+        except FileNotFoundError:
+            mtime = None
+        if mtime != self._mtime:
+            self._registry, self._mtime = Registry.load(self._path), mtime
+
+    def authenticate(self, key: str) -> tuple[Project, WriteKey] | None:
+        now = time.monotonic()
+        if now - self._checked >= self._every:
+            self._checked = now
+            self._refresh()
+        return self._registry.authenticate(key)

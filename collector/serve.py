@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from collector.app import CollectorConfig, create_app
-from collector.projects import Registry, default_path
+from collector.projects import ReloadingRegistry, default_path
 
 
 def config_from_env() -> CollectorConfig:
     return CollectorConfig(
         bootstrap_servers=os.environ.get("RADIX_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        registry=Registry.load(default_path()),
+        registry=ReloadingRegistry(default_path()),
         topic_prefix=os.environ.get("RADIX_TOPIC_PREFIX", "radix"),
     )
 

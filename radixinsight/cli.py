@@ -167,6 +167,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     # SIGTERM behaves like Ctrl-C, so a supervisor stopping us also stops the stack.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        if args.demo:
+            stack.demo_key()
         stack.start(cfg)
         if args.demo:
             from radixinsight.demo_run import run_demo

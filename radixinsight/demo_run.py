@@ -47,7 +47,7 @@ def run_demo(stack: Stack, cfg: StackConfig, *, users: int, say=print) -> dict[s
             "SELECT event_name, count() AS n FROM events FINAL WHERE project_id = {p:String} "
             "GROUP BY event_name ORDER BY n DESC LIMIT 5",
             parameters={"p": DEMO_PROJECT}).result_rows,
-        "funnel": funnel(client, DEMO_PROJECT, FUNNEL, window_s=3600),
+        "funnel": funnel(client, DEMO_PROJECT, FUNNEL, window_s=3600, person="browser"),
         "live_windows": client.query(
             "SELECT count() FROM live_event_counts WHERE project_id = {p:String}",
             parameters={"p": DEMO_PROJECT}).result_rows[0][0],
@@ -66,7 +66,7 @@ def print_report(r: dict[str, Any], say=print) -> None:
     say("  top events:")
     for name, n in r["top_events"]:
         say(f"    {name:<20} {n}")
-    say("  funnel (users, conversion from step 1, within 1 h):")
+    say("  funnel (browsers, conversion from step 1, within 1 h):")
     for step in r["funnel"]:
         say(f"    {step['step']:<20} {step['users']:>6}  {step['conversion']:6.1%}")
     say("")

@@ -115,8 +115,9 @@ class Stack:
             say("· Kafka: resolving jars (cached after the first run)")
             ensure_kafka_libs()
             broker = self.broker(cfg)
-            say(f"· Kafka: starting broker on {cfg.bootstrap}")
-            broker.start()
+            if not broker.is_running():
+                say(f"· Kafka: starting broker on {cfg.bootstrap}")
+                broker.start()
         create_topics(cfg.bootstrap, [f"{cfg.topic_prefix}.{t}" for t in TOPICS])
 
         if cfg.store_url is None:
