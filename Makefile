@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstall the venv whenever the pins change.
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup toolchain run test test-fast lint bench clean
+.PHONY: setup toolchain run test test-fast lint bench clean constraints
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -37,6 +37,10 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python bench/e2e_latency.py
+
+constraints: setup
+	{ sed -n '1,2p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v radixinsight; } > constraints.new
+	mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) .radixinsight build *.egg-info
