@@ -18,25 +18,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
+def port_open(port: int, host: str = "127.0.0.1", timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; reaps it if it is our exited child (else it stays a zombie)."""
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # a zombie child still answers kill(0); treat it as gone
-    with contextlib.suppress(FileNotFoundError, IndexError):
+    try:  # a zombie that is someone else's child still answers kill(0)
         stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 def read_pid(pid_file: Path) -> int | None:
@@ -89,8 +95,6 @@ def stop_pid(pid: int, *, timeout_s: float = 20.0) -> None:
             os.kill(pid, sig)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
             if not pid_alive(pid):
                 return
             time.sleep(0.1)

@@ -29,6 +29,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from radixinsight.procs import pid_alive, port_open
 from radixinsight.toolchain.kafka import LOG4J2_CONFIG, ensure_kafka_libs
 
 _ERR_TOPIC_ALREADY_EXISTS = 36
@@ -38,44 +39,10 @@ class KafkaBrokerError(RuntimeError):
     """The broker could not be started or stopped; the message carries its log tail."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS considers free right now (bind to port 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes as unpadded base64url (22 characters)."""
     # ``--cluster-id=<id>`` is passed in one argument: an id may start with '-'.
     return base64.urlsafe_b64encode(secrets.token_bytes(16)).decode().rstrip("=")
-
-
-def _port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while ``pid`` runs; reaps it if it is our exited child (else it stays a zombie)."""
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie that is someone else's child still answers kill(0)
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _try_lock(path: Path) -> bool:
@@ -160,7 +127,7 @@ class KafkaBroker:
     # -- lifecycle -------------------------------------------------------------
     def is_running(self) -> bool:
         """The recorded JVM is alive and its client port accepts connections."""
-        return self._own_process_alive() and bool(self.port) and _port_open(self.HOST, self.port)
+        return self._own_process_alive() and bool(self.port) and port_open(self.port, self.HOST)
 
     def start(self, timeout_s: float = 60) -> KafkaBroker:
         """Start the broker unless it already runs; return once it serves Kafka requests."""
@@ -239,7 +206,7 @@ class KafkaBroker:
             return False
         if self._proc is not None and self._proc.pid == pid:
             return self._proc.poll() is None  # our child: Popen reaps it and keeps its status
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return False
         try:  # guard against pid reuse: the pid must be a broker for *this* directory
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -348,7 +315,7 @@ class KafkaBroker:
         while time.monotonic() < deadline:
             if not self._own_process_alive():
                 raise KafkaBrokerError(self._failure("Kafka broker exited during startup"))
-            if _port_open(self.HOST, self.port):
+            if port_open(self.port, self.HOST):
                 try:
                     if _cluster_brokers(self.bootstrap, timeout_ms=2000):
                         return
@@ -361,7 +328,7 @@ class KafkaBroker:
 
     def _wait_exit(self, pid: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        while _pid_alive(pid):
+        while pid_alive(pid):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)
