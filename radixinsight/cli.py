@@ -164,8 +164,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     stack = Stack()
     cfg = stack.configure(runner=args.runner, store_url=args.store)
-    # SIGTERM behaves like Ctrl-C, so a supervisor stopping us also stops the stack.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # Ctrl-C stops the stack even when started from a shell that ignores SIGINT for
+    # background jobs, and SIGTERM (a supervisor) does the same.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         if args.demo:
             stack.demo_key()

@@ -1,6 +1,7 @@
 """`radixinsight up --demo --detach`, `status` and `down` as a user runs them."""
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -52,3 +53,30 @@ def test_up_demo_status_down(tmp_path):
     assert pids and all(not procs.pid_alive(pid) for pid in pids)
     after = cli(home, "status").stdout
     assert "running" not in after.replace("stopped", "")
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_the_foreground_stack(tmp_path):
+    home = tmp_path / "stack"
+    env = {**os.environ, "RADIX_HOME": str(home)}
+    env.pop("RADIX_KAFKA_BOOTSTRAP", None)
+    proc = subprocess.Popen([sys.executable, "-m", "radixinsight.cli", "up"], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "press Ctrl-C" in line:
+                break
+        assert "press Ctrl-C" in lines[-1], "".join(lines)
+        running = cli(home, "status").stdout
+        pids = [int(ln.split()[2]) for ln in running.splitlines()[2:]
+                if ln.split()[0] != "kafka"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        cli(home, "down")
+    assert len(pids) == 3 and not any(procs.pid_alive(p) for p in pids)
+    assert "running" not in cli(home, "status").stdout.replace("stopped", "")
