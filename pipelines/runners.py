@@ -53,6 +53,8 @@ def runner_args(argv: list[str], *, streaming: bool) -> list[str]:
             # Beam 2.62's Flink runner rounds an SDF resume delay down to whole
             # seconds: a shorter idle poll would become a busy loop.
             out.append("--idle_poll_s=1")
+        if streaming and not _has(out, "--read_bundle_s"):
+            out.append("--read_bundle_s=1")  # a Flink bundle round trip costs ~1 s
         if streaming and not _has(out, "--checkpointing_interval"):
             # Flink finalizes bundles (our Kafka offset commits) only after a checkpoint.
             out.append("--checkpointing_interval=10000")

@@ -51,6 +51,8 @@ class StreamingOptions(PipelineOptions):
                             help="size of the live event-count window, seconds")
         parser.add_argument("--idle_poll_s", type=float, default=0.2,
                             help="pause before polling a caught-up Kafka partition again")
+        parser.add_argument("--read_bundle_s", type=float, default=0.0,
+                            help="keep reading a busy partition this long per bundle")
 
 
 def raw_topic(prefix: str) -> str:
@@ -71,7 +73,8 @@ def kafka_source(opts: StreamingOptions) -> beam.PTransform:
     cfg = KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
                           topics=(raw_topic(opts.topic_prefix),),
                           group_id=opts.consumer_group, start_from=opts.start_from,
-                          idle_resume_s=opts.idle_poll_s)
+                          idle_resume_s=opts.idle_poll_s,
+                          bundle_budget_s=opts.read_bundle_s)
     return _KafkaValues(cfg)
 
 

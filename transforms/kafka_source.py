@@ -57,6 +57,8 @@ class KafkaReadConfig:
     # Where a partition without a committed offset starts: earliest | latest.
     start_from: str = "earliest"
     max_records_per_poll: int = 1000
+    # Keep polling within one bundle for up to this long while records keep coming.
+    bundle_budget_s: float = 0.0
     poll_timeout_ms: int = 100
     # How long an idle partition sleeps before polling again.
     idle_resume_s: float = 0.2
@@ -193,24 +195,29 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         next_offset = tracker.current_restriction().start
         if consumer.position(tp) != next_offset:
             consumer.seek(tp, next_offset)
-        batches = consumer.poll(timeout_ms=self._cfg.poll_timeout_ms,
-                                max_records=self._cfg.max_records_per_poll)
-        records = batches.get(tp, [])
         last_claimed = None
         max_ts = None
-        for rec in records:
-            if rec.offset < next_offset:
-                continue  # a reset (e.g. after retention) may rewind below our start
-            if not tracker.try_claim(rec.offset):
-                return
-            last_claimed = rec.offset
-            ts = Timestamp(micros=rec.timestamp * 1000)
-            max_ts = ts if max_ts is None or ts > max_ts else max_ts
-            yield TimestampedValue(
-                KafkaRecord(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key,
-                            rec.value),
-                ts,
-            )
+        # Poll until the bundle's time budget is spent or a poll comes back empty:
+        # runners with a costly bundle round trip (Flink) get bigger bundles.
+        budget_end = time.monotonic() + self._cfg.bundle_budget_s
+        while True:
+            records = consumer.poll(timeout_ms=self._cfg.poll_timeout_ms,
+                                    max_records=self._cfg.max_records_per_poll).get(tp, [])
+            for rec in records:
+                if rec.offset < next_offset:
+                    continue  # a reset (e.g. after retention) may rewind below our start
+                if not tracker.try_claim(rec.offset):
+                    return
+                last_claimed = rec.offset
+                ts = Timestamp(micros=rec.timestamp * 1000)
+                max_ts = ts if max_ts is None or ts > max_ts else max_ts
+                yield TimestampedValue(
+                    KafkaRecord(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key,
+                                rec.value),
+                    ts,
+                )
+            if not records or time.monotonic() >= budget_end:
+                break
         self._advance_watermark(watermark, consumer, tp, max_ts)
         # Always register: Prism asks every bundle of this stage to finalize, and
         # a bundle with nothing registered is already released by then.
