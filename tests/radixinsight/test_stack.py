@@ -35,6 +35,8 @@ def test_up_demo_status_down(tmp_path):
         dead = report.split("dead-lettered")[1].split()
         assert dead[0] == dead[2] and int(dead[0]) >= 1
         assert "signup_started" in report and "funnel" in report
+        live = int(report.split("live 10 s windows")[1].split()[0])
+        assert live == sent  # windows closed and counted every event while streaming
 
         status = cli(home, "status")
         assert status.returncode == 0
