@@ -16,6 +16,7 @@ output, so a restarted job resumes from the last finalized position
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -247,6 +248,31 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         self._consumers = {}
 
 
+# One committing consumer per (cluster, group) and worker process: finalization
+# runs once per bundle, and a new consumer each time costs a coordinator lookup.
+_COMMITTERS: dict[tuple[str, str], Any] = {}
+_COMMIT_LOCK = threading.Lock()
+
+
+def commit_offset(cfg: KafkaReadConfig, part: KafkaPartition, next_offset: int) -> None:
+    """Commit ``next_offset`` for ``part`` to the consumer group (thread-safe)."""
+    from kafka import TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    key = (cfg.bootstrap_servers, cfg.group_id)
+    with _COMMIT_LOCK:  # kafka-python consumers are not thread-safe
+        consumer = _COMMITTERS.get(key)
+        if consumer is None:
+            consumer = _COMMITTERS[key] = _consumer(cfg, group=True)
+        try:
+            consumer.commit({TopicPartition(part.topic, part.partition):
+                             OffsetAndMetadata(next_offset, "", -1)})
+        except Exception:
+            _COMMITTERS.pop(key, None)  # reconnect next time; a later bundle commits past us
+            consumer.close()
+            raise
+
+
 class _Commit:
     """Bundle-finalization callback: commit the group offset once output is durable."""
 
@@ -255,17 +281,8 @@ class _Commit:
         self._cfg, self._part, self._next = cfg, part, next_offset
 
     def __call__(self) -> None:
-        if self._next is None:
-            return
-        from kafka import TopicPartition
-        from kafka.structs import OffsetAndMetadata
-
-        consumer = _consumer(self._cfg, group=True)
-        try:
-            tp = TopicPartition(self._part.topic, self._part.partition)
-            consumer.commit({tp: OffsetAndMetadata(self._next, "", -1)})
-        finally:
-            consumer.close()
+        if self._next is not None:
+            commit_offset(self._cfg, self._part, self._next)
 
 
 def _partitions_at_start(_impulse: bytes, cfg: KafkaReadConfig) -> list[KafkaPartition]:
