@@ -117,7 +117,8 @@ def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rat
     port = procs.free_port()
     env = {"RADIX_KAFKA_BOOTSTRAP": broker.bootstrap, "RADIX_PROJECTS": str(work / "projects.json"),
            "RADIX_TOPIC_PREFIX": prefix}
-    job = ["pipeline", "stream", f"--runner={runner}", f"--kafka_bootstrap={broker.bootstrap}",
+    job = ["pipeline", "stream", f"--runner={runner}", f"--projects={work / 'projects.json'}",
+           f"--kafka_bootstrap={broker.bootstrap}",
            f"--store={db_url}", f"--topic_prefix={prefix}"]
     pids = [spawn(["collector", "serve", "--port", str(port)],
                   work / f"collector-{runner}.log", env),

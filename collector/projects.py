@@ -2,11 +2,16 @@
 
 A JSON file (``RADIX_PROJECTS``, default ``.radixinsight/projects.json``)::
 
-    {"projects": [{"project_id": "demo",
-                   "keys": [{"id": "k1", "sha256": "<hex digest of the key>"}]}]}
+    {"projects": [{
+        "project_id": "demo",
+        "keys": [{"id": "k1", "sha256": "<hex digest of the key>"}],
+        "event_types": {"checkout": "lifecycle"},
+        "property_schemas": {"purchase": {"type": "object", "required": ["amount"],
+                                          "properties": {"amount": {"type": "number"}}}}}]}
 
-Keys are stored hashed; look-ups hash the presented key and compare digests in
-constant time.
+``event_types`` and ``property_schemas`` (JSON Schema draft-07 per event name) are
+optional; the pipeline's validate step enforces them. Keys are stored hashed;
+look-ups hash the presented key and compare digests in constant time.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,11 @@ class WriteKey:
 @dataclass(frozen=True)
 class Project:
     project_id: str
-    keys: tuple[WriteKey, ...]
+    keys: tuple[WriteKey, ...] = ()
+    # Pipeline rules: event name -> event_type override, and event name -> JSON Schema
+    # of its properties (enforced by the validate step).
+    event_types: dict[str, str] = field(default_factory=dict)
+    property_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def hash_key(key: str) -> str:
@@ -57,14 +67,17 @@ class Registry:
         projects = {}
         for item in data.get("projects", []):
             keys = tuple(WriteKey(k["id"], k["sha256"]) for k in item.get("keys", []))
-            projects[item["project_id"]] = Project(item["project_id"], keys)
+            projects[item["project_id"]] = Project(
+                item["project_id"], keys, dict(item.get("event_types", {})),
+                dict(item.get("property_schemas", {})))
         return cls(projects)
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {"projects": [
             {"project_id": p.project_id,
-             "keys": [{"id": k.key_id, "sha256": k.sha256} for k in p.keys]}
+             "keys": [{"id": k.key_id, "sha256": k.sha256} for k in p.keys],
+             "event_types": p.event_types, "property_schemas": p.property_schemas}
             for p in self.projects.values()]}
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
@@ -72,9 +85,9 @@ class Registry:
 
     def add_key(self, project_id: str, key: str, key_id: str | None = None) -> WriteKey:
         """Register ``key`` for ``project_id`` (creating the project)."""
-        project = self.projects.get(project_id, Project(project_id, ()))
+        project = self.projects.get(project_id, Project(project_id))
         wk = WriteKey(key_id or f"k{len(project.keys) + 1}", hash_key(key))
-        self.projects[project_id] = Project(project_id, (*project.keys, wk))
+        self.projects[project_id] = replace(project, keys=(*project.keys, wk))
         return wk
 
     def authenticate(self, key: str) -> tuple[Project, WriteKey] | None:

@@ -22,12 +22,13 @@ from transforms.kafka_source import KafkaReadConfig, ReadFromKafka
 from transforms.live_counts import CountPerWindow
 from transforms.parse import ParseEnvelopes
 from transforms.results import BAD
+from transforms.validate import ValidateConfig, ValidateEvents
 
 EVENT_COLUMNS = (
-    "event_id", "event_name", "project_id", "timestamp", "received_at", "user_id",
-    "anonymous_id", "session_id", "resolved_user_id", "ip_address", "user_agent", "locale",
-    "page_url", "page_path", "page_referrer", "page_title", "app_name", "app_version",
-    "properties",
+    "event_id", "event_name", "event_type", "project_id", "timestamp", "client_timestamp",
+    "timestamp_corrected", "received_at", "user_id", "anonymous_id", "session_id",
+    "resolved_user_id", "ip_address", "user_agent", "locale", "timezone", "page_url",
+    "page_path", "page_referrer", "page_title", "app_name", "app_version", "properties",
 )
 COUNT_COLUMNS = ("window_start", "window_end", "project_id", "event_name", "events",
                  "emitted_at")
@@ -47,6 +48,9 @@ class StreamingOptions(PipelineOptions):
                             help="where to start a partition with no committed offset")
         parser.add_argument("--store", default=None,
                             help="ClickHouse URL (env RADIX_STORE; default the embedded store)")
+        parser.add_argument("--projects", default=os.environ.get("RADIX_PROJECTS"),
+                            help="project registry JSON (env RADIX_PROJECTS); events of "
+                                 "other projects are dead-lettered")
         parser.add_argument("--count_window_s", type=int, default=10,
                             help="size of the live event-count window, seconds")
         parser.add_argument("--idle_poll_s", type=float, default=0.2,
@@ -59,14 +63,31 @@ def raw_topic(prefix: str) -> str:
     return f"{prefix}.events.raw"
 
 
+def validate_config(opts: StreamingOptions) -> ValidateConfig:
+    """Project rules from the registry file, read once when the job is built."""
+    from pathlib import Path
+
+    from collector.projects import Registry
+
+    if not opts.projects:
+        logging.warning("no --projects registry: events of every project are accepted")
+        return ValidateConfig()
+    path = Path(opts.projects)
+    if not path.exists():
+        raise FileNotFoundError(f"project registry {path} does not exist")
+    return ValidateConfig(projects=Registry.load(path).projects)
+
+
 def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTransform],
           opts: StreamingOptions) -> None:
     """source yields raw envelope bytes; sinks: ``events``, ``invalid``, ``counts``."""
     parsed = p | "Source" >> source | "ParseEnvelopes" >> ParseEnvelopes()
-    parsed.rows | "WriteEvents" >> sinks["events"]
-    parsed[BAD] | "WriteInvalid" >> sinks["invalid"]
-    (parsed.rows | "LiveCounts" >> CountPerWindow(opts.count_window_s)
-     | "WriteCounts" >> sinks["counts"])
+    valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(validate_config(opts))
+    rows = valid.rows
+    rows | "WriteEvents" >> sinks["events"]
+    ((parsed[BAD], valid[BAD]) | "AllBadRows" >> beam.Flatten()
+     | "WriteInvalid" >> sinks["invalid"])
+    rows | "LiveCounts" >> CountPerWindow(opts.count_window_s) | "WriteCounts" >> sinks["counts"]
 
 
 def kafka_source(opts: StreamingOptions) -> beam.PTransform:

@@ -146,7 +146,12 @@ class Stack:
             from pipelines.runners import runner_args
 
             runner_args([f"--runner={cfg.runner}"], streaming=True)  # fetch jars before forking
+        if not self.projects_file.exists():  # the job validates against the registry
+            from collector.projects import Registry
+
+            Registry({}).save(self.projects_file)
         if self._spawn("pipeline", ["pipeline", "stream", f"--runner={cfg.runner}",
+                                    f"--projects={self.projects_file}",
                                     f"--kafka_bootstrap={cfg.bootstrap}", f"--store={cfg.store}",
                                     f"--topic_prefix={cfg.topic_prefix}"]):
             say(f"· pipeline: streaming job on {cfg.runner} (log {self.log_file('pipeline')})")

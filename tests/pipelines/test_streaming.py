@@ -10,7 +10,7 @@ from apache_beam.transforms.window import TimestampedValue
 
 from collector.envelope import make_envelope
 from pipelines.streaming import StreamingOptions, build
-from tests.transforms.test_parse import event
+from tests.fixtures.events import event
 
 
 class _Expect(beam.PTransform):

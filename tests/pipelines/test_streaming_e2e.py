@@ -46,8 +46,10 @@ def fresh_store(store_server_url):
     return url
 
 
-def run_stream_job(runner: str, bootstrap: str, store: str, prefix: str, log: Path):
+def run_stream_job(runner: str, bootstrap: str, store: str, prefix: str, log: Path,
+                   projects: Path):
     cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "stream", f"--runner={runner}",
+           f"--projects={projects}",
            f"--kafka_bootstrap={bootstrap}", f"--store={store}", f"--topic_prefix={prefix}",
            "--count_window_s=5"]
     with open(log, "wb") as out:
@@ -60,9 +62,11 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
     create_topics(kafka_broker.bootstrap, [f"{prefix}.events.raw"], partitions=2)
     reg = Registry({})
     reg.add_key("demo", KEY)
+    reg.save(tmp_path / "projects.json")
     client = connect(fresh_store)
     log = tmp_path / "pipeline.log"
-    job = run_stream_job(runner, kafka_broker.bootstrap, fresh_store, prefix, log)
+    job = run_stream_job(runner, kafka_broker.bootstrap, fresh_store, prefix, log,
+                         tmp_path / "projects.json")
     try:
         cfg = CollectorConfig(kafka_broker.bootstrap, reg, topic_prefix=prefix)
         with running_collector(cfg) as url:
@@ -73,7 +77,7 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
             assert got == len(first), procs.log_tail(log)
             second = list(user_journeys("demo", 100, "r2"))[:events_per_batch]
             bad = [{"event_id": "x", "event_name": "e", "project_id": "demo",
-                    "timestamp": "2026-01-01T00:00:00Z"}] * 3
+                    "timestamp": "2026-01-01T00:00:00Z", "user": {"user_id": "u"}}] * 3
             assert send(url, KEY, second + bad) == len(second) + 3
         total = len(first) + len(second)
         assert wait_count(client, "SELECT count() FROM events FINAL", total, 120) == total
@@ -83,7 +87,7 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
         windows = wait_count(client, "SELECT sum(events) FROM live_event_counts", total, 60)
         assert windows == total
         assert count(client, "SELECT count() FROM events_invalid "
-                             "WHERE failure_type = 'invalid_field'") == 3
+                             "WHERE failure_type = 'invalid_event_id'") == 3
         assert job.poll() is None, "the streaming job must still be running"
     finally:
         procs.stop_pid(job.pid)
