@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_parser("stream", help="the streaming job; other options go to Beam",
                     add_help=False)
 
+    en = sub.add_parser("enrich", help="parse, validate and enrich a JSONL file (batch)")
+    en.add_argument("--input", required=True, help="JSONL of events or collector envelopes")
+    en.add_argument("--output", required=True, help="JSONL of enriched rows and bad rows")
+    en.add_argument("--geoip-db", default=None,
+                    help="MaxMind-format City database (default $RADIX_GEOIP_DB; none: no geo)")
+    en.add_argument("--anonymize-ip", action="store_true",
+                    help="zero the last octet (IPv4) / 80 bits (IPv6) after the geo lookup")
+    en.add_argument("--projects", default=None,
+                    help="project registry JSON (default $RADIX_PROJECTS; none: any project)")
+
     db = sub.add_parser("db", help="schema").add_subparsers(dest="sub", required=True)
     _store_arg(db.add_parser("migrate", help="apply pending ClickHouse migrations"))
 
@@ -77,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line instead of a traceback for known failures
         from radixinsight.toolchain import ToolchainError
 
-        if isinstance(exc, ToolchainError | TimeoutError | RuntimeError | ConnectionError):
+        if isinstance(exc, ToolchainError | TimeoutError | RuntimeError | ConnectionError
+                      | FileNotFoundError | ValueError):
             print(f"radixinsight: error: {exc}", file=sys.stderr)
             return 1
         raise
@@ -124,6 +135,30 @@ def format_table(columns: list[str] | tuple[str, ...], rows: list[Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def cmd_enrich(args: argparse.Namespace) -> int:
+    import os
+
+    from collector.projects import Registry
+    from pipelines.enrich_file import run
+    from transforms.enrichments import EnrichConfig, geo
+    from transforms.validate import ValidateConfig
+
+    projects_path = args.projects or os.environ.get("RADIX_PROJECTS")
+    if projects_path:
+        validate = ValidateConfig(projects=Registry.load(Path(projects_path)).projects)
+    else:
+        print("note: no project registry given; events of every project are accepted",
+              file=sys.stderr)
+        validate = ValidateConfig()
+    geo_db = args.geoip_db or os.environ.get("RADIX_GEOIP_DB")
+    if not geo_db:
+        print("note: no GeoIP database (--geoip-db / RADIX_GEOIP_DB): country, region and "
+              "city stay empty", file=sys.stderr)
+    enrich = EnrichConfig({"geo": geo.Config(db_path=geo_db, anonymize_ip=args.anonymize_ip)})
+    run(args.input, args.output, validate, enrich)
+    return 0
 
 
 def cmd_toolchain(args: argparse.Namespace) -> int:
@@ -193,7 +228,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             stack.stop(cfg)
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "collector": cmd_collector,
+COMMANDS = {"enrich": cmd_enrich, "up": cmd_up, "down": cmd_down, "status": cmd_status, "collector": cmd_collector,
             "store": cmd_store, "db": cmd_db, "sql": cmd_sql, "toolchain": cmd_toolchain}
 
 if __name__ == "__main__":
