@@ -229,7 +229,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"enrich": cmd_enrich, "up": cmd_up, "down": cmd_down, "status": cmd_status,
-            "collector": cmd_collector, "store": cmd_store, "db": cmd_db, "sql": cmd_sql, "toolchain": cmd_toolchain}
+            "collector": cmd_collector, "store": cmd_store, "db": cmd_db, "sql": cmd_sql,
+            "toolchain": cmd_toolchain}
 
 if __name__ == "__main__":
     sys.exit(main())
