@@ -165,7 +165,7 @@ def parse_columns(resolver: Resolver, ua: str) -> tuple[str | int, ...]:
     model = _known(r.device.model or "") if r.device else ""
     if brand in _CLASS_BRANDS:
         brand = model = ""
-    elif brand == "Generic_Android":
+    elif brand.startswith("Generic_"):  # Generic_Android(_Tablet): real model, no maker
         brand = ""
         model = "" if model in _PLACEHOLDER_MODELS else model
     is_bot = dev_family == "Spider" or _BOT_RE.search(ua) is not None
