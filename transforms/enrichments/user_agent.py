@@ -50,21 +50,31 @@ MAX_UA_CHARS = 1024
 # "Spider". Matched once per distinct UA (the result is cached). Deliberately absent:
 # okhttp, Dalvik, CFNetwork and similar app-runtime UAs: a mobile app using our SDK
 # may send them, so they are real users, not bots.
-_BOT_RE = re.compile(
-    r"""
-    ^(?:curl|wget|java|go-http-client|python|ruby|perl|php)\b  # bare client names
-    | python-requests | python-urllib | python-httpx | aiohttp | httpx/
-    | \bwget/ | \bcurl/ | go-http-client | libwww-perl | lwp::simple
-    | apache-httpclient | (?:^|\s)java/\d | jakarta\ commons-httpclient
-    | node-fetch | \baxios/ | undici | got\ \(https://github.com/sindresorhus/got\)
-    | scrapy | phantomjs | headlesschrome | \bheadless | electron-headless
-    | puppeteer | playwright | selenium | webdriver | slimerjs
-    | guzzlehttp | postmanruntime | insomnia/ | httpie/ | restsharp
-    | reqwest/ | okhttp-bot | masscan | zgrab | nmap | nikto | sqlmap
-    | (?:^|[^a-z])(?:bot|crawler|spider|scraper)(?:[^a-z]|$)
-    """,
-    re.IGNORECASE | re.VERBOSE,
+_BOT_TOKENS = (
+    "python-requests", "python-urllib", "python-httpx", "aiohttp", "httpx/",
+    "wget/", "curl/", "go-http-client", "libwww-perl", "lwp::simple",
+    "apache-httpclient", "jakarta commons-httpclient", "node-fetch", "axios/", "undici",
+    "got (https://github.com/sindresorhus/got)", "scrapy", "phantomjs", "headless",
+    "puppeteer", "playwright", "selenium", "webdriver", "slimerjs", "guzzlehttp",
+    "postmanruntime", "insomnia/", "httpie/", "restsharp", "reqwest/", "masscan", "zgrab",
+    "nmap", "nikto", "sqlmap",
 )
+# A UA that is just a client name ("curl", "Java/1.8", "python/3.11 aiohttp").
+_BOT_START_RE = re.compile(r"(?:curl|wget|java|go-http-client|python|ruby|perl|php)\b")
+_JAVA_RE = re.compile(r"(?:^|\s)java/\d")  # not J2ME phones' "HuaweiJava/1.0"
+# Generic crawler words as whole words only: "CUBOT P30" is a phone.
+_BOT_WORDS = ("bot", "crawler", "spider", "scraper")
+_BOT_WORD_RE = re.compile(r"(?<![a-z])(?:bot|crawler|spider|scraper)(?![a-z])")
+
+
+def _is_bot_client(ua: str) -> bool:
+    """Plain substring tests first (C speed); regexes only where a boundary matters."""
+    low = ua.lower()
+    return (any(t in low for t in _BOT_TOKENS)
+            or _BOT_START_RE.match(low) is not None
+            or ("java/" in low and _JAVA_RE.search(low) is not None)
+            or (any(w in low for w in _BOT_WORDS) and _BOT_WORD_RE.search(low) is not None))
+
 
 _TV_RE = re.compile(r"HbbTV|SmartTV|SMART-TV|\bTV\b|GoogleTV|AppleTV|CrKey|Roku|BRAVIA"
                     r"|NetCast|Tizen.*TV|Web0S|webOS.*TV|PlayStation|Xbox|Nintendo",
@@ -168,7 +178,7 @@ def parse_columns(resolver: Resolver, ua: str) -> tuple[str | int, ...]:
     elif brand.startswith("Generic_"):  # Generic_Android(_Tablet): real model, no maker
         brand = ""
         model = "" if model in _PLACEHOLDER_MODELS else model
-    is_bot = dev_family == "Spider" or _BOT_RE.search(ua) is not None
+    is_bot = dev_family == "Spider" or _is_bot_client(ua)
     device_type = ("bot" if is_bot
                    else _device_type(ua, browser, os, os_version, dev_family, brand))
     return (browser, browser_version, os, os_version, device_type, brand, model, int(is_bot))
