@@ -19,6 +19,9 @@ INSTALL_REQUIRES = [
     "orjson==3.13.0",
     "starlette==1.10.0",
     "uvicorn[standard]==0.54.0",
+    "geoip2==5.3.0",  # geo enrichment: MaxMind-format City databases
+    "maxminddb==3.2.0",  # geoip2's reader; its C extension gives MODE_MMAP_EXT
+    "tzdata==2026.6",  # IANA zones for zoneinfo on workers without /usr/share/zoneinfo
 ]
 
 DEV_REQUIRES = [
@@ -26,6 +29,8 @@ DEV_REQUIRES = [
     "pytest-timeout==2.4.0",
     "ruff==0.17.5",
     "requests==2.34.2",
+    "mmdb-writer==0.2.7",  # tests and bench build their own City databases
+    "netaddr==1.3.0",  # mmdb-writer's network type, used directly by the test DB builder
 ]
 
 setup(

@@ -161,8 +161,29 @@ def test_falls_back_to_mode_auto_without_c_extension(
     geo.close(ctx)
 
 
+def test_cached_results_are_fresh_dicts(city_db: Path) -> None:
+    ctx = geo.open(geo.Config(db_path=str(city_db), cache_size=4))
+    first = geo.enrich({"ip_address": "81.2.69.142"}, ctx)
+    first["city"] = "changed"
+    assert geo.enrich({"ip_address": "81.2.69.142"}, ctx) == PARIS
+    assert ctx.resolve.cache_info().hits == 1  # type: ignore[attr-defined]
+    geo.close(ctx)
+
+
+@pytest.mark.parametrize("ip", ["81.2.69.142", "2a00:1450:4001::1", "10.0.0.1", "abc", ""])
+@pytest.mark.parametrize("anonymize_ip", [False, True])
+def test_uncached_matches_cached(city_db: Path, ip: str, anonymize_ip: bool) -> None:
+    cached = geo.open(geo.Config(db_path=str(city_db), anonymize_ip=anonymize_ip))
+    plain = geo.open(geo.Config(db_path=str(city_db), anonymize_ip=anonymize_ip, cache_size=0))
+    assert not hasattr(plain.resolve, "cache_info")
+    assert geo.enrich({"ip_address": ip}, plain) == geo.enrich({"ip_address": ip}, cached)
+    geo.close(cached)
+    geo.close(plain)
+
+
 @pytest.mark.parametrize("kwargs", [
     {"db_path": ""}, {"db_path": 3}, {"anonymize_ip": "yes"}, {"enabled": 1},
+    {"cache_size": -1}, {"cache_size": 1.5}, {"cache_size": True},
 ])
 def test_config_validation(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="geo:"):
