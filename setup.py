@@ -25,6 +25,9 @@ INSTALL_REQUIRES = [
     "ua-parser==1.0.2",  # uap-core rules; the regex resolver below is its fast path
     "ua-parser-rs==0.1.5",  # Rust resolver, ~30x the pure-Python regexes
     "ua-parser-builtins==202610",  # precompiled uap-core rules, dated release
+    "geoip2==5.3.0",  # geo enrichment: MaxMind-format City databases
+    "maxminddb==3.2.0",  # geoip2's reader; its C extension gives MODE_MMAP_EXT
+    "tzdata==2026.6",  # IANA zones for zoneinfo on workers without /usr/share/zoneinfo
 ]
 
 DEV_REQUIRES = [
@@ -34,6 +37,8 @@ DEV_REQUIRES = [
     "ruff==0.17.5",
     "requests==2.34.2",
     "user-agents==2.2.0",  # baseline in bench/enrich_ua.py only (slow legacy parse path)
+    "mmdb-writer==0.2.7",  # tests and bench build their own City databases
+    "netaddr==1.3.0",  # mmdb-writer's network type, used directly by the test DB builder
 ]
 
 setup(
