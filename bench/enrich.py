@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from pipelines.enrich_file import as_envelope  # noqa: E402
 from pipelines.enrich_file import run as run_enrich  # noqa: E402
+from tests.fixtures.geoip import city_record, write_city_db  # noqa: E402
 from transforms.enrichments import EnrichConfig, enrich_row, geo, open_chain  # noqa: E402
 from transforms.parse import decode_envelope  # noqa: E402
 from transforms.validate import ValidateConfig, validate_envelope  # noqa: E402
@@ -61,23 +62,17 @@ def public_ip(rng: random.Random) -> str:
             return str(ip)
 
 
-def build_city_db(path: Path, networks: int, rng: random.Random) -> None:
-    """A City database covering /12s of the IPv4 space (every lookup hits something)."""
-    from mmdb_writer import MMDBWriter
-    from netaddr import IPSet
-
-    writer = MMDBWriter(ip_version=4, database_type="GeoIP2-City")
-    cities = [("DE", "Berlin", "Berlin", "Europe/Berlin"), ("US", "California", "San Francisco",
-              "America/Los_Angeles"), ("IN", "Karnataka", "Bengaluru", "Asia/Kolkata"),
-              ("BR", "São Paulo", "São Paulo", "America/Sao_Paulo")]
-    step = max(1, 4096 // networks)
-    for i in range(0, 4096, step):
-        cc, region, city, tz = cities[i % len(cities)]
-        record = {"country": {"iso_code": cc, "names": {"en": cc}},
-                  "subdivisions": [{"names": {"en": region}}],
-                  "city": {"names": {"en": city}}, "location": {"time_zone": tz}}
-        writer.insert_network(IPSet([f"{i >> 4}.{(i & 15) << 4}.0.0/12"]), record)
-    writer.to_db_file(str(path))
+def build_city_db(path: Path) -> None:
+    """A City database of /12 networks covering all of IPv4: every lookup finds a city."""
+    cities = [("DE", "Berlin", "Europe/Berlin", ["Berlin"]),
+              ("US", "San Francisco", "America/Los_Angeles", ["California"]),
+              ("IN", "Bengaluru", "Asia/Kolkata", ["Karnataka"]),
+              ("BR", "São Paulo", "America/Sao_Paulo", ["São Paulo"])]
+    networks = []
+    for i in range(4096):
+        cc, city, tz, subs = cities[i % len(cities)]
+        networks.append((f"{i >> 4}.{(i & 15) << 4}.0.0/12", city_record(cc, city, tz, subs)))
+    write_city_db(path, networks)
 
 
 def make_events(n: int, seed: int = 11) -> list[bytes]:
@@ -120,7 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radix-bench-enrich-"))
     db = work / "city.mmdb"
-    build_city_db(db, 4096, random.Random(3))
+    build_city_db(db)
     lines = make_events(args.events)
     (work / "in.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     validate = ValidateConfig()
