@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.runners import runner_args
 from transforms.clickhouse_sink import WriteToClickHouse
+from transforms.enrichments import EnrichConfig, EnrichEvents
 from transforms.kafka_source import KafkaReadConfig, ReadFromKafka
 from transforms.live_counts import CountPerWindow
 from transforms.parse import ParseEnvelopes
@@ -29,6 +30,11 @@ EVENT_COLUMNS = (
     "timestamp_corrected", "received_at", "user_id", "anonymous_id", "session_id",
     "resolved_user_id", "ip_address", "user_agent", "locale", "timezone", "page_url",
     "page_path", "page_referrer", "page_title", "app_name", "app_version", "properties",
+    # enrichments
+    "country", "region", "city", "browser", "browser_version", "os", "os_version",
+    "device_type", "device_manufacturer", "device_model", "is_bot", "utm_source", "utm_medium",
+    "utm_campaign", "utm_term", "utm_content", "referrer_medium", "referrer_source",
+    "referrer_term", "referrer_host", "local_hour", "local_day_of_week", "is_business_hours",
 )
 COUNT_COLUMNS = ("window_start", "window_end", "project_id", "event_name", "events",
                  "emitted_at")
@@ -51,6 +57,11 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--projects", default=os.environ.get("RADIX_PROJECTS"),
                             help="project registry JSON (env RADIX_PROJECTS); events of "
                                  "other projects are dead-lettered")
+        parser.add_argument("--geoip_db", default=os.environ.get("RADIX_GEOIP_DB"),
+                            help="MaxMind-format City database (env RADIX_GEOIP_DB; none: "
+                                 "no geo columns)")
+        parser.add_argument("--anonymize_ip", action="store_true",
+                            help="store IPs with the last octet / 80 bits zeroed")
         parser.add_argument("--count_window_s", type=int, default=10,
                             help="size of the live event-count window, seconds")
         parser.add_argument("--idle_poll_s", type=float, default=0.2,
@@ -78,14 +89,21 @@ def validate_config(opts: StreamingOptions) -> ValidateConfig:
     return ValidateConfig(projects=Registry.load(path).projects)
 
 
+def enrich_config(opts: StreamingOptions) -> EnrichConfig:
+    from transforms.enrichments import geo
+
+    return EnrichConfig({"geo": geo.Config(db_path=opts.geoip_db, anonymize_ip=opts.anonymize_ip)})
+
+
 def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTransform],
           opts: StreamingOptions) -> None:
     """source yields raw envelope bytes; sinks: ``events``, ``invalid``, ``counts``."""
     parsed = p | "Source" >> source | "ParseEnvelopes" >> ParseEnvelopes()
     valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(validate_config(opts))
-    rows = valid.rows
+    enriched = valid.rows | "EnrichEvents" >> EnrichEvents(enrich_config(opts))
+    rows = enriched.rows
     rows | "WriteEvents" >> sinks["events"]
-    ((parsed[BAD], valid[BAD]) | "AllBadRows" >> beam.Flatten()
+    ((parsed[BAD], valid[BAD], enriched[BAD]) | "AllBadRows" >> beam.Flatten()
      | "WriteInvalid" >> sinks["invalid"])
     rows | "LiveCounts" >> CountPerWindow(opts.count_window_s) | "WriteCounts" >> sinks["counts"]
 

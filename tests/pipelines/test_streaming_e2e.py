@@ -82,6 +82,10 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
         total = len(first) + len(second)
         assert wait_count(client, "SELECT count() FROM events FINAL", total, 120) == total
         assert count(client, "SELECT uniqExact(event_id) FROM events") == total
+        # validated and enriched on the way: every demo event has these columns filled
+        assert count(client, "SELECT count() FROM events FINAL WHERE browser = '' OR "
+                             "device_type = '' OR referrer_medium != 'search' OR "
+                             "utm_source != 'demo' OR event_type = '' OR timezone = ''") == 0
         assert wait_count(client, "SELECT count() FROM events_invalid", 3, 60) == 3
         # 5 s windows fired while the job ran and account for every event
         windows = wait_count(client, "SELECT sum(events) FROM live_event_counts", total, 60)
