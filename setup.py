@@ -25,8 +25,9 @@ INSTALL_REQUIRES = [
     "ua-parser==1.0.2",  # uap-core rules; the regex resolver below is its fast path
     "ua-parser-rs==0.1.5",  # Rust resolver, ~30x the pure-Python regexes
     "ua-parser-builtins==202610",  # precompiled uap-core rules, dated release
-    "geoip2==5.3.0",  # geo enrichment: MaxMind-format City databases
-    "maxminddb==3.2.0",  # geoip2's reader; its C extension gives MODE_MMAP_EXT
+    # geoip2 is not used: its model objects cost more than the lookup; maxminddb is the
+    # reader under it (same maintainers), with the mmap C extension (MODE_MMAP_EXT).
+    "maxminddb==3.2.0",
     "tzdata==2026.6",  # IANA zones for zoneinfo on workers without /usr/share/zoneinfo
 ]
 

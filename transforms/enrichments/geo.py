@@ -1,8 +1,10 @@
 """GeoIP enrichment: ``country``, ``region``, ``city`` and ``geo_timezone`` from ``ip_address``.
 
-Reads a MaxMind-format *City* database with geoip2, opened once per worker with the
-maxminddb C extension in mmap mode (``MODE_MMAP_EXT``): pages are shared between
-workers on one host and a lookup costs a few microseconds.
+Reads a MaxMind-format *City* database with maxminddb (the reader under geoip2, by the
+same maintainers), opened once per worker with its C extension in mmap mode
+(``MODE_MMAP_EXT``): pages are shared between workers on one host. We read the four
+fields we need from the raw record instead of building geoip2's model objects, which
+cost more than the lookup itself (FINDINGS: ``city()`` ≈ 63k/s, ``get()`` ≈ 150k/s).
 
 We ship no database, since a bundled one would silently go stale. Get one of:
 
@@ -33,6 +35,7 @@ personal data. An unparseable address cannot be truncated and becomes ``""``.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
 import logging
@@ -41,8 +44,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import geoip2.database
-import geoip2.errors
 import maxminddb
 
 from transforms.enrichments.base import EnrichmentConfig
@@ -94,7 +95,7 @@ class GeoContext:
     """Per-worker state: the reader (None when disabled or no database) and the IP cache."""
 
     cfg: Config
-    reader: geoip2.database.Reader | None
+    reader: maxminddb.Reader | None
     mode: int | None  # the maxminddb open mode actually used
     resolve: Callable[[str], Resolved] = field(init=False)
 
@@ -120,7 +121,7 @@ def open(cfg: Config) -> GeoContext:
         return GeoContext(cfg, None, None)
     mode = maxminddb.MODE_MMAP_EXT
     try:
-        reader = geoip2.database.Reader(cfg.db_path, mode=mode)
+        reader = maxminddb.open_database(cfg.db_path, mode=mode)
     except ValueError as exc:
         if "MODE_MMAP_EXT" not in str(exc):
             raise
@@ -129,7 +130,7 @@ def open(cfg: Config) -> GeoContext:
         _log.warning("geo: maxminddb C extension unavailable (%s); falling back to "
                      "MODE_AUTO (pure Python, slower)", exc)
         mode = maxminddb.MODE_AUTO
-        reader = geoip2.database.Reader(cfg.db_path, mode=mode)
+        reader = maxminddb.open_database(cfg.db_path, mode=mode)
     db_type = reader.metadata().database_type
     if "City" not in db_type:
         reader.close()
@@ -161,8 +162,22 @@ def lookup_address(ip: IPAddress) -> IPAddress:
     return ip
 
 
+# IPv4 ranges that are not globally routable unicast (RFC 6890 and multicast/reserved),
+# as sorted integer intervals: a bisect costs far less than ``IPv4Address.is_global``.
+_V4_NOT_PUBLIC = sorted(
+    (int(n.network_address), int(n.broadcast_address)) for n in map(ipaddress.ip_network, (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/3")))
+_V4_STARTS = [start for start, _ in _V4_NOT_PUBLIC]
+
+
 def is_public(ip: IPAddress) -> bool:
     """True for globally routable unicast addresses, the only ones a GeoIP DB locates."""
+    if isinstance(ip, ipaddress.IPv4Address):
+        value = int(ip)
+        i = bisect.bisect_right(_V4_STARTS, value) - 1
+        return i < 0 or value > _V4_NOT_PUBLIC[i][1]
     return ip.is_global and not ip.is_multicast
 
 
@@ -173,25 +188,33 @@ def anonymize(ip: IPAddress) -> str:
     return str(ipaddress.IPv6Address(int(ip) & _V6_KEEP))
 
 
-def lookup(ip: IPAddress, reader: geoip2.database.Reader) -> tuple[str, str, str, str]:
+def _name(obj: Any) -> str:
+    names = obj.get("names") if isinstance(obj, dict) else None
+    value = names.get("en") if isinstance(names, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def lookup(ip: IPAddress, reader: maxminddb.Reader) -> tuple[str, str, str, str]:
     """``(country, region, city, geo_timezone)`` of a public ``ip``; empty when unknown."""
     try:
-        rec = reader.city(ip)
-    except geoip2.errors.AddressNotFoundError:
-        return _EMPTY_GEO
+        rec = reader.get(ip)
     except ValueError:
         # An IPv6 address against an IPv4-only database: unknown, not a bad event.
         return _EMPTY_GEO
-    subdivisions = rec.subdivisions
+    if not isinstance(rec, dict):
+        return _EMPTY_GEO
+    country = rec.get("country") or {}
+    subdivisions = rec.get("subdivisions") or ()
+    location = rec.get("location") or {}
     return (
-        rec.country.iso_code or "",
-        (subdivisions[0].names.get("en") or "") if subdivisions else "",
-        rec.city.names.get("en") or "",
-        rec.location.time_zone or "",
+        (country.get("iso_code") or "") if isinstance(country, dict) else "",
+        _name(subdivisions[0]) if isinstance(subdivisions, list) and subdivisions else "",
+        _name(rec.get("city")),
+        (location.get("time_zone") or "") if isinstance(location, dict) else "",
     )
 
 
-def resolve(value: str, reader: geoip2.database.Reader | None,
+def resolve(value: str, reader: maxminddb.Reader | None,
             anonymize_ip: bool) -> Resolved:
     """Everything ``enrich`` derives from one IP string (the cached unit)."""
     ip = parse_ip(value)
