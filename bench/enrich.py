@@ -31,7 +31,6 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipelines.enrich_file import as_envelope  # noqa: E402
 from pipelines.enrich_file import run as run_enrich  # noqa: E402
 from tests.fixtures.geoip import city_record, write_city_db  # noqa: E402
 from transforms.enrichments import EnrichConfig, enrich_row, geo, open_chain  # noqa: E402
@@ -103,7 +102,7 @@ def time_chain(lines: list[bytes], validate: ValidateConfig, enrich: EnrichConfi
     start = time.perf_counter()
     ok = 0
     for line in lines:
-        env = decode_envelope(as_envelope(line, received))
+        env = decode_envelope(line, received)
         enrich_row(validate_envelope(env, validate), chain)
         ok += 1
     return ok / (time.perf_counter() - start)

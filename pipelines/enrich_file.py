@@ -18,23 +18,12 @@ import apache_beam as beam
 import orjson
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.enrichments import EnrichConfig, EnrichEvents
-from transforms.parse import ParseEnvelopes
+from transforms.chain import ProcessEvents
+from transforms.enrichments import EnrichConfig
 from transforms.results import BAD
-from transforms.validate import ValidateConfig, ValidateEvents
+from transforms.validate import ValidateConfig
 
-NAMESPACE = "radixinsight.enrich"
-
-
-def as_envelope(line: bytes, received_at: str) -> bytes:
-    """Wrap a bare event line in an envelope; envelope lines and garbage pass through."""
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return line  # the parse step turns it into a bad row
-    if isinstance(obj, dict) and "v" in obj and "event" in obj:
-        return line
-    return orjson.dumps({"v": 1, "received_at": received_at, "event": obj})
+NAMESPACE = "radixinsight"  # the counters of transforms.chain.ProcessEvents
 
 
 def row_json(row: dict[str, Any]) -> str:
@@ -42,37 +31,26 @@ def row_json(row: dict[str, Any]) -> str:
     return orjson.dumps(row, default=str).decode()
 
 
-# Lines read so far. The Direct runner used here runs its worker in this process,
+# Lines written so far. The Direct runner used here runs its worker in this process,
 # so the progress thread can read it while the job runs (Beam metrics are final only
 # once the blocking run returns).
-_LINES_READ = [0]
+_LINES_DONE = [0]
 
 
-class _Count(beam.DoFn):
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._counter = beam.metrics.Metrics.counter(NAMESPACE, name)
-
-    def process(self, element: Any):
-        self._counter.inc()
-        if self._name == "lines":
-            _LINES_READ[0] += 1
-        yield element
+def _output_line(row: dict[str, Any]) -> str:
+    _LINES_DONE[0] += 1
+    return row_json(row)
 
 
 def build(p: beam.Pipeline, input_glob: str, output: str, validate: ValidateConfig,
           enrich: EnrichConfig) -> None:
     received_at = datetime.now(UTC).isoformat()
-    lines = (p | "Read" >> beam.io.ReadFromText(input_glob, coder=beam.coders.BytesCoder())
-             | "CountIn" >> beam.ParDo(_Count("lines")))
-    parsed = (lines | "AsEnvelope" >> beam.Map(as_envelope, received_at)
-              | "Parse" >> ParseEnvelopes())
-    valid = parsed.envelopes | "Validate" >> ValidateEvents(validate)
-    enriched = valid.rows | "Enrich" >> EnrichEvents(enrich)
-    good = enriched.rows | "CountRows" >> beam.ParDo(_Count("rows"))
-    bad = ((parsed[BAD], valid[BAD], enriched[BAD]) | "AllBad" >> beam.Flatten()
-           | "CountBad" >> beam.ParDo(_Count("bad_rows")))
-    ((good, bad) | "All" >> beam.Flatten() | "ToJson" >> beam.Map(row_json)
+    out = (p | "Read" >> beam.io.ReadFromText(input_glob, coder=beam.coders.BytesCoder())
+           | "Process" >> ProcessEvents(validate, enrich, bare_received_at=received_at))
+    # JSON text before the flatten: str crosses stages with a cheap coder, dicts are pickled.
+    rows = out.rows | "RowsToJson" >> beam.Map(_output_line).with_output_types(str)
+    bad = out[BAD] | "BadToJson" >> beam.Map(_output_line).with_output_types(str)
+    ((rows, bad) | "All" >> beam.Flatten()
      | "Write" >> beam.io.WriteToText(output, shard_name_template="", num_shards=1))
 
 
@@ -84,7 +62,7 @@ def _count_lines(path: Path) -> int:
 def _progress(total: int, stop: threading.Event) -> None:
     start = time.monotonic()
     while not stop.wait(0.5):
-        done = _LINES_READ[0]
+        done = _LINES_DONE[0]
         rate = done / max(time.monotonic() - start, 1e-6)
         sys.stderr.write(f"\r  {done:,}/{total:,} lines ({done / max(total, 1):.0%}), "
                          f"{rate:,.0f} lines/s ")
@@ -108,7 +86,7 @@ def run(input_path: str, output_path: str, validate: ValidateConfig, enrich: Enr
     started = time.monotonic()
     p = beam.Pipeline(options=opts)
     build(p, str(path), output_path, validate, enrich)
-    _LINES_READ[0] = 0
+    _LINES_DONE[0] = 0
     stop = threading.Event()
     ticker = threading.Thread(target=_progress, args=(total, stop), daemon=True)
     if sys.stderr.isatty() or total >= 10_000:
@@ -120,7 +98,8 @@ def run(input_path: str, output_path: str, validate: ValidateConfig, enrich: Enr
         stop.set()
         if ticker.is_alive():
             ticker.join()
-    counts = {n: _counter(result, n) for n in ("lines", "rows", "bad_rows")}
+    counts = {n: _counter(result, n) for n in ("rows", "bad_rows")}
+    counts["lines"] = counts["rows"] + counts["bad_rows"]
     counts["seconds"] = round(time.monotonic() - started, 2)
     sys.stderr.write("\n")
     say(f"{counts['lines']:,} lines -> {counts['rows']:,} enriched rows + "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 
@@ -23,6 +24,11 @@ def categorize(event_name: str, overrides: Mapping[str, str] | None = None) -> s
     """The event's type; a project's explicit override wins over the name rules."""
     if overrides and event_name in overrides:
         return overrides[event_name]
+    return _by_name(event_name)
+
+
+@functools.lru_cache(maxsize=4096)  # event names repeat: the regexes run once per name
+def _by_name(event_name: str) -> str:
     name = event_name.strip().lower()
     for event_type, rule in _RULES:
         if rule.search(name):

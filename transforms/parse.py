@@ -21,28 +21,49 @@ class ParseError(ValueError):
         self.failure_type, self.messages, self.partial = failure_type, messages, partial or {}
 
 
-def decode_envelope(raw: bytes) -> dict[str, Any]:
-    """Bytes from ``radix.events.raw`` to the envelope dict (``event`` is an object)."""
+def decode_envelope(raw: bytes, bare_received_at: str | None = None) -> dict[str, Any]:
+    """Bytes from ``radix.events.raw`` to the envelope dict (``event`` is an object).
+
+    With ``bare_received_at`` (files of events, not of envelopes), an object that is not
+    an envelope is taken as a bare event and wrapped, received at that time.
+    """
     try:
         env = orjson.loads(raw)  # rejects invalid UTF-8, NaN/Infinity, nesting > 1024
     except orjson.JSONDecodeError as exc:
         raise ParseError("invalid_json", [f"envelope is not JSON: {exc}"]) from exc
+    if bare_received_at is not None and isinstance(env, dict) and not (
+            "v" in env and "event" in env):
+        env = {"v": 1, "received_at": bare_received_at, "event": env}
     if not isinstance(env, dict) or not isinstance(env.get("event"), dict):
         raise ParseError("invalid_envelope", ["envelope has no event object"])
     return env
 
 
+def parse_bad_row(exc: ParseError, raw: bytes) -> dict[str, Any]:
+    return bad_row(STAGE, exc.failure_type, exc.messages, raw, exc.partial)
+
+
 class _DecodeFn(beam.DoFn):
+    def __init__(self, bare_received_at: str | None) -> None:
+        self._bare_received_at = bare_received_at
+
     def process(self, raw: bytes):
         try:
-            yield decode_envelope(raw)
+            yield decode_envelope(raw, self._bare_received_at)
         except ParseError as exc:
-            yield beam.pvalue.TaggedOutput(
-                BAD, bad_row(STAGE, exc.failure_type, exc.messages, raw, exc.partial))
+            yield beam.pvalue.TaggedOutput(BAD, parse_bad_row(exc, raw))
 
 
 class ParseEnvelopes(beam.PTransform):
-    """bytes -> envelope dicts (main output ``envelopes``) and bad rows (``BAD``)."""
+    """bytes -> envelope dicts (main output ``envelopes``) and bad rows (``BAD``).
+
+    ``bare_received_at``: also accept bare events (see ``decode_envelope``).
+    """
+
+    def __init__(self, bare_received_at: str | None = None) -> None:
+        super().__init__()
+        self._bare_received_at = bare_received_at
 
     def expand(self, raw):
-        return raw | "Decode" >> beam.ParDo(_DecodeFn()).with_outputs(BAD, main="envelopes")
+        return raw | "Decode" >> beam.ParDo(_DecodeFn(self._bare_received_at)).with_outputs(
+            BAD, main="envelopes")

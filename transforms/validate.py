@@ -111,12 +111,14 @@ def corrected_timestamp(timestamp: datetime, received_at: datetime, sent_at: dat
     return received_at
 
 
-def _text(obj: Any, *path: str) -> str:
-    for key in path:
-        if not isinstance(obj, dict):
-            return ""
-        obj = obj.get(key)
-    return obj if isinstance(obj, str) else ""
+def _obj(parent: Any, key: str) -> dict[str, Any]:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _str(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    return value if isinstance(value, str) else ""
 
 
 def validate_envelope(env: Mapping[str, Any], cfg: ValidateConfig) -> dict[str, Any]:
@@ -149,8 +151,8 @@ def validate_envelope(env: Mapping[str, Any], cfg: ValidateConfig) -> dict[str, 
         project = cfg.projects.get(event["project_id"])
         if project is None:
             errors.append(("unknown_project", f"project {event['project_id']!r} is not registered"))
-    user_id = _text(event, "user", "user_id")
-    anonymous_id = _text(event, "user", "anonymous_id")
+    user = _obj(event, "user")
+    user_id, anonymous_id = _str(user, "user_id"), _str(user, "anonymous_id")
     if not (user_id or anonymous_id):
         errors.append(("missing_user", "user.user_id or user.anonymous_id is required"))
     props = event.get("properties") or {}
@@ -164,7 +166,9 @@ def validate_envelope(env: Mapping[str, Any], cfg: ValidateConfig) -> dict[str, 
     received_at = _optional_time(env.get("received_at")) or datetime.now(UTC)
     sent_at = _optional_time(env.get("sent_at") or event.get("sent_at"))
     stored_ts = corrected_timestamp(timestamp, received_at, sent_at, cfg.max_future_skew_s)
-    page_url = _text(event, "context", "page", "url")
+    context = _obj(event, "context")
+    page, app = _obj(context, "page"), _obj(context, "app")
+    page_url = _str(page, "url")
     return {
         "event_id": event_id,
         "event_name": event["event_name"],
@@ -176,18 +180,18 @@ def validate_envelope(env: Mapping[str, Any], cfg: ValidateConfig) -> dict[str, 
         "received_at": received_at,
         "user_id": user_id,
         "anonymous_id": anonymous_id,
-        "session_id": _text(event, "user", "session_id"),
+        "session_id": _str(user, "session_id"),
         "resolved_user_id": user_id or anonymous_id,
-        "ip_address": _text(event, "context", "ip") or _text(env, "ip"),
-        "user_agent": _text(event, "context", "user_agent") or _text(env, "user_agent"),
-        "locale": _text(event, "context", "locale"),
-        "timezone": _text(event, "context", "timezone"),
+        "ip_address": _str(context, "ip") or _str(env, "ip"),
+        "user_agent": _str(context, "user_agent") or _str(env, "user_agent"),
+        "locale": _str(context, "locale"),
+        "timezone": _str(context, "timezone"),
         "page_url": page_url,
         "page_path": _url_path(page_url),
-        "page_referrer": _text(event, "context", "page", "referrer"),
-        "page_title": _text(event, "context", "page", "title"),
-        "app_name": _text(event, "context", "app", "name"),
-        "app_version": _text(event, "context", "app", "version"),
+        "page_referrer": _str(page, "referrer"),
+        "page_title": _str(page, "title"),
+        "app_name": _str(app, "name"),
+        "app_version": _str(app, "version"),
         "properties": orjson.dumps(props).decode(),
     }
 
@@ -199,6 +203,11 @@ def _url_path(url: str) -> str:
         return ""
 
 
+def validate_bad_row(exc: ValidationError, env: Mapping[str, Any]) -> dict[str, Any]:
+    return bad_row(STAGE, exc.failure_type, exc.messages, orjson.dumps(env), exc.partial,
+                   _optional_time(env.get("received_at")))
+
+
 class _ValidateFn(beam.DoFn):
     def __init__(self, cfg: ValidateConfig) -> None:
         self._cfg = cfg
@@ -207,9 +216,7 @@ class _ValidateFn(beam.DoFn):
         try:
             yield validate_envelope(env, self._cfg)
         except ValidationError as exc:
-            yield beam.pvalue.TaggedOutput(BAD, bad_row(
-                STAGE, exc.failure_type, exc.messages, orjson.dumps(env), exc.partial,
-                _optional_time(env.get("received_at"))))
+            yield beam.pvalue.TaggedOutput(BAD, validate_bad_row(exc, env))
 
 
 class ValidateEvents(beam.PTransform):

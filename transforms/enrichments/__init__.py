@@ -72,6 +72,11 @@ def enrich_row(row: Mapping[str, Any], chain: Opened) -> dict[str, Any]:
     return out
 
 
+def enrich_bad_row(exc: EnrichmentError, row: Mapping[str, Any]) -> dict[str, Any]:
+    return bad_row(STAGE, "enrichment_failed", str(exc).split("; "), _row_json(row), dict(row),
+                   row.get("received_at"))
+
+
 class _EnrichFn(beam.DoFn):
     def __init__(self, cfg: EnrichConfig) -> None:
         self._cfg = cfg
@@ -84,9 +89,7 @@ class _EnrichFn(beam.DoFn):
         try:
             yield enrich_row(row, self._chain)
         except EnrichmentError as exc:
-            yield beam.pvalue.TaggedOutput(BAD, bad_row(
-                STAGE, "enrichment_failed", str(exc).split("; "), _row_json(row), row,
-                row.get("received_at")))
+            yield beam.pvalue.TaggedOutput(BAD, enrich_bad_row(exc, row))
 
 
 def _row_json(row: Mapping[str, Any]) -> bytes:
