@@ -40,6 +40,7 @@ import functools
 import ipaddress
 import logging
 import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,13 +173,24 @@ _V4_NOT_PUBLIC = sorted(
 _V4_STARTS = [start for start, _ in _V4_NOT_PUBLIC]
 
 
+def _public_v4(value: int) -> bool:
+    i = bisect.bisect_right(_V4_STARTS, value) - 1
+    return i < 0 or value > _V4_NOT_PUBLIC[i][1]
+
+
 def is_public(ip: IPAddress) -> bool:
     """True for globally routable unicast addresses, the only ones a GeoIP DB locates."""
     if isinstance(ip, ipaddress.IPv4Address):
-        value = int(ip)
-        i = bisect.bisect_right(_V4_STARTS, value) - 1
-        return i < 0 or value > _V4_NOT_PUBLIC[i][1]
+        return _public_v4(int(ip))
     return ip.is_global and not ip.is_multicast
+
+
+def _dotted_v4(value: str) -> int | None:
+    """A strict dotted-quad IPv4 as an int (inet_pton refuses short forms), else None."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, value), "big")
+    except OSError:
+        return None
 
 
 def anonymize(ip: IPAddress) -> str:
@@ -194,7 +206,7 @@ def _name(obj: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def lookup(ip: IPAddress, reader: maxminddb.Reader) -> tuple[str, str, str, str]:
+def lookup(ip: IPAddress | str, reader: maxminddb.Reader) -> tuple[str, str, str, str]:
     """``(country, region, city, geo_timezone)`` of a public ``ip``; empty when unknown."""
     try:
         rec = reader.get(ip)
@@ -217,6 +229,11 @@ def lookup(ip: IPAddress, reader: maxminddb.Reader) -> tuple[str, str, str, str]
 def resolve(value: str, reader: maxminddb.Reader | None,
             anonymize_ip: bool) -> Resolved:
     """Everything ``enrich`` derives from one IP string (the cached unit)."""
+    if reader is not None and not anonymize_ip:
+        # Fast path for the common case, a plain IPv4: no ipaddress objects at all.
+        v4 = _dotted_v4(value)
+        if v4 is not None:
+            return (*(lookup(value, reader) if _public_v4(v4) else _EMPTY_GEO), "")
     ip = parse_ip(value)
     target = lookup_address(ip) if ip is not None else None
     if target is None or reader is None or not is_public(target):
