@@ -1,0 +1,129 @@
+"""Event time for the stream: the lateness gate and the completeness watermark.
+
+The Kafka reader stamps records with broker time; sessions need the event's own
+time. ``stamp_event_time`` moves each row to its ``timestamp`` (client time,
+skew-corrected by validate). Rows far older than the watermark would be dropped
+silently by the session GroupByKey, so they pass a gate first:
+
+A stateful DoFn on one key runs an event-time timer every ``tick_s``. A timer
+firing at T proves the watermark has passed T, so the gate knows a lower bound of
+the watermark (``passed``) and uses it to drop rows too late for any session
+(counted and emitted on ``TOO_LATE``). While the next tick is pending its timer
+holds the gate's output watermark at most one tick ahead of ``passed``, so the
+session windows downstream (allowed lateness = gate lateness + 2 ticks) never drop
+a row the gate let through. Caveat: before the first tick of a freshly started job
+the gate knows nothing and passes everything.
+
+Each tick also publishes the completeness watermark: per project seen, "every event
+with an earlier event time has arrived" (``WATERMARKS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder, VarIntCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.typehints import Tuple
+from apache_beam.utils.timestamp import Timestamp
+
+TOO_LATE = "too_late"
+WATERMARKS = "watermarks"
+WATERMARK_COLUMNS = ("project_id", "complete_until", "updated_at")
+_GATE_KEY = "gate"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    # Rows whose session would have closed more than this before the watermark are dropped.
+    horizon_s: float
+    tick_s: float = 10.0
+    # Stop ticking after this many ticks without rows (bounded inputs and tests must
+    # stop; None keeps ticking, which an unbounded stream wants).
+    max_idle_ticks: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.horizon_s < 0 or self.tick_s <= 0:
+            raise ValueError("horizon_s must be >= 0 and tick_s > 0")
+
+
+def stamp_event_time(row: dict[str, Any]) -> TimestampedValue:
+    return TimestampedValue((_GATE_KEY, row), Timestamp.from_utc_datetime(row["timestamp"]))
+
+
+def watermark_row(project_id: str, fired: Timestamp) -> dict[str, Any]:
+    return {"project_id": project_id,
+            "complete_until": fired.to_utc_datetime().replace(tzinfo=UTC),
+            "updated_at": datetime.now(UTC)}
+
+
+class _GateFn(beam.DoFn):
+    PASSED = ReadModifyWriteStateSpec("passed_us", VarIntCoder())
+    ARMED = ReadModifyWriteStateSpec("armed_us", VarIntCoder())
+    LAST = ReadModifyWriteStateSpec("last_row_us", VarIntCoder())
+    PROJECTS = ReadModifyWriteStateSpec("projects", PickleCoder())
+    TICK = TimerSpec("tick", TimeDomain.WATERMARK)
+
+    def __init__(self, cfg: GateConfig) -> None:
+        self._horizon_us = int(cfg.horizon_s * 1e6)
+        self._tick_us = int(cfg.tick_s * 1e6)
+        self._max_idle = cfg.max_idle_ticks
+        self._too_late = beam.metrics.Metrics.counter("sessions", "too_late_events")
+
+    def process(self, kv: tuple[str, dict[str, Any]], ts=beam.DoFn.TimestampParam,
+                passed=beam.DoFn.StateParam(PASSED), armed=beam.DoFn.StateParam(ARMED),
+                last=beam.DoFn.StateParam(LAST), projects=beam.DoFn.StateParam(PROJECTS),
+                tick=beam.DoFn.TimerParam(TICK)):
+        row, us = kv[1], ts.micros
+        known = passed.read()
+        if known is not None and us + self._horizon_us < known:
+            self._too_late.inc()
+            yield beam.pvalue.TaggedOutput(TOO_LATE, row)
+            return
+        if us > (last.read() or us - 1):
+            last.write(us)
+        seen = projects.read() or set()
+        if row["project_id"] not in seen:
+            projects.write(seen | {row["project_id"]})
+        if armed.read() is None:
+            self._arm(tick, armed, (us // self._tick_us + 1) * self._tick_us)
+        yield row
+
+    def _arm(self, tick, armed, at_us: int) -> None:
+        tick.set(Timestamp(micros=at_us))
+        armed.write(at_us)
+
+    @on_timer(TICK)
+    def on_tick(self, fired=beam.DoFn.TimestampParam, passed=beam.DoFn.StateParam(PASSED),
+                armed=beam.DoFn.StateParam(ARMED), last=beam.DoFn.StateParam(LAST),
+                projects=beam.DoFn.StateParam(PROJECTS), tick=beam.DoFn.TimerParam(TICK)):
+        now = fired.micros
+        passed.write(now)
+        for project in sorted(projects.read() or ()):
+            yield beam.pvalue.TaggedOutput(WATERMARKS, watermark_row(project, fired))
+        idle_us = now - (last.read() or now)
+        if self._max_idle is not None and idle_us >= self._max_idle * self._tick_us:
+            armed.clear()
+            return
+        self._arm(tick, armed, now + self._tick_us)
+
+
+class GateLateEvents(beam.PTransform):
+    """rows -> rows in event time (``rows``), too-late rows (``TOO_LATE``) and
+    completeness rows (``WATERMARKS``)."""
+
+    def __init__(self, cfg: GateConfig) -> None:
+        super().__init__()
+        self._cfg = cfg
+
+    def expand(self, rows):
+        return (rows
+                | "StampEventTime" >> beam.Map(stamp_event_time)
+                | "Gate" >> beam.ParDo(_GateFn(self._cfg)).with_input_types(Tuple[str, Any])
+                .with_outputs(
+                    TOO_LATE, WATERMARKS, main="rows"))

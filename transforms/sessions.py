@@ -1,0 +1,241 @@
+"""Server-side sessions in event time: Beam session windows per browser.
+
+Sessions are keyed by the browser (``anonymous_id``; server events without one by
+``user_id``) and labelled with the resolved user, so an identify in the middle of a
+visit does not split it in two. A session ends after ``gap_s`` without events.
+Panes accumulate, so every emission is the whole session so far; a late event that
+extends a session re-emits it with a newer ``version``, and one that bridges two
+sessions merges them. The session's id is derived from its key and start, so an
+extension replaces the stored row; a merge or an earlier start changes the id, and
+``_SupersedeFn`` then emits tombstones (``is_deleted = 1``) for the rows the new
+session replaces. ``sessions`` is a ReplacingMergeTree(version, is_deleted): read
+it with FINAL and each session appears once, corrected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.coders import PickleCoder
+from apache_beam.transforms import trigger, window
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import TimestampedValue
+from apache_beam.typehints import Tuple
+from apache_beam.utils.timestamp import Duration, Timestamp
+
+from transforms.event_time import TOO_LATE, WATERMARKS, GateConfig, GateLateEvents
+
+SESSION_COLUMNS = (
+    "project_id", "session_key", "session_id", "resolved_user_id", "sdk_session_ids",
+    "session_start", "session_end", "duration_s", "event_count", "pageview_count",
+    "unique_pages", "entry_page", "exit_page", "is_bounce", "version", "is_deleted",
+)
+DEFAULT_GAP_S = 30 * 60
+
+
+def session_key(row: dict[str, Any]) -> tuple[str, str]:
+    return row["project_id"], row.get("anonymous_id") or row.get("user_id") or ""
+
+
+def _ms(ts: datetime) -> int:
+    return int(ts.timestamp() * 1000)
+
+
+@dataclass
+class SessionAcc:
+    """What a session remembers; every field merges associatively."""
+
+    start_ms: int | None = None
+    end_ms: int | None = None
+    events: int = 0
+    pageviews: int = 0
+    pages: frozenset[str] = frozenset()
+    entry: tuple[int, str] | None = None  # (time, path) of the first page view
+    exit: tuple[int, str] | None = None  # (time, path) of the last page view
+    # (identified?, time, resolved user): the latest identified user wins over anonymous ids
+    user: tuple[bool, int, str] | None = None
+    sdk_sessions: frozenset[str] = frozenset()
+
+
+def _min(a, b):
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a, b):
+    return b if a is None else a if b is None else max(a, b)
+
+
+def add_event(acc: SessionAcc, row: dict[str, Any]) -> SessionAcc:
+    t = _ms(row["timestamp"])
+    is_page = row.get("event_type") == "page"
+    path = row.get("page_path") or ""
+    resolved = row.get("resolved_user_id") or ""
+    return merge(acc, SessionAcc(
+        start_ms=t, end_ms=t, events=1, pageviews=int(is_page),
+        pages=frozenset([path]) if path and is_page else frozenset(),
+        entry=(t, path) if is_page else None, exit=(t, path) if is_page else None,
+        user=(resolved != (row.get("anonymous_id") or ""), t, resolved),
+        sdk_sessions=frozenset([row["session_id"]]) if row.get("session_id") else frozenset()))
+
+
+def merge(a: SessionAcc, b: SessionAcc) -> SessionAcc:
+    return SessionAcc(
+        start_ms=_min(a.start_ms, b.start_ms), end_ms=_max(a.end_ms, b.end_ms),
+        events=a.events + b.events, pageviews=a.pageviews + b.pageviews,
+        pages=a.pages | b.pages, entry=_min(a.entry, b.entry), exit=_max(a.exit, b.exit),
+        user=_max(a.user, b.user), sdk_sessions=a.sdk_sessions | b.sdk_sessions)
+
+
+class SessionCombineFn(beam.CombineFn):
+    def create_accumulator(self) -> SessionAcc:
+        return SessionAcc()
+
+    def add_input(self, acc: SessionAcc, row: dict[str, Any]) -> SessionAcc:
+        return add_event(acc, row)
+
+    def merge_accumulators(self, accs) -> SessionAcc:
+        out = SessionAcc()
+        for acc in accs:
+            out = merge(out, acc)
+        return out
+
+    def extract_output(self, acc: SessionAcc) -> SessionAcc:
+        return acc
+
+
+def session_id(project_id: str, key: str, start_ms: int) -> str:
+    digest = hashlib.blake2b(f"{project_id}\x00{key}\x00{start_ms}".encode(), digest_size=12)
+    return digest.hexdigest()
+
+
+def session_row(project_id: str, key: str, acc: SessionAcc, version: int) -> dict[str, Any]:
+    start, end = acc.start_ms or 0, acc.end_ms or 0
+    return {
+        "project_id": project_id, "session_key": key,
+        "session_id": session_id(project_id, key, start),
+        "resolved_user_id": acc.user[2] if acc.user else key,
+        "sdk_session_ids": sorted(acc.sdk_sessions),
+        "session_start": datetime.fromtimestamp(start / 1000, UTC),
+        "session_end": datetime.fromtimestamp(end / 1000, UTC),
+        "duration_s": (end - start) // 1000, "event_count": acc.events,
+        "pageview_count": acc.pageviews, "unique_pages": len(acc.pages),
+        "entry_page": acc.entry[1] if acc.entry else "",
+        "exit_page": acc.exit[1] if acc.exit else "",
+        # A bounce: a single event (one page seen, nothing else done).
+        "is_bounce": int(acc.events == 1),
+        "version": version, "is_deleted": 0,
+    }
+
+
+def tombstone(row: dict[str, Any], version: int) -> dict[str, Any]:
+    return {**row, "version": version, "is_deleted": 1}
+
+
+def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _to_row(kv: tuple[tuple[str, str], SessionAcc]) -> tuple[tuple[str, str], dict[str, Any]]:
+    (project_id, key), acc = kv
+    # Wall-clock version: each pane supersedes the ones emitted before it.
+    return (project_id, key), session_row(project_id, key, acc, time.time_ns() // 1000)
+
+
+class _SupersedeFn(beam.DoFn):
+    """Per browser: remember emitted sessions; a new pane that covers an older session
+    with another id (a merge, or an earlier start) deletes that row."""
+
+    EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())
+    CLEANUP = TimerSpec("cleanup", TimeDomain.WATERMARK)
+
+    def __init__(self, keep_s: float) -> None:
+        self._keep = Duration(seconds=keep_s)
+
+    def process(self, kv: tuple[tuple[str, str], dict[str, Any]],
+                emitted_state=beam.DoFn.StateParam(EMITTED),
+                cleanup=beam.DoFn.TimerParam(CLEANUP)):
+        row = kv[1]
+        span = (_ms(row["session_start"]), _ms(row["session_end"]))
+        emitted: dict[str, dict[str, Any]] = emitted_state.read() or {}
+        for sid, old in list(emitted.items()):
+            if sid != row["session_id"] and overlaps(
+                    (_ms(old["session_start"]), _ms(old["session_end"])), span):
+                del emitted[sid]
+                yield tombstone(old, row["version"])
+        emitted[row["session_id"]] = row
+        emitted_state.write(emitted)
+        end = max(_ms(r["session_end"]) for r in emitted.values())
+        cleanup.set(Timestamp(micros=end * 1000) + self._keep)
+        yield row
+
+    @on_timer(CLEANUP)
+    def forget(self, emitted_state=beam.DoFn.StateParam(EMITTED)):
+        emitted_state.clear()
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    gap_s: float = DEFAULT_GAP_S
+    # How late (event time behind the watermark) an event may still change its session.
+    allowed_lateness_s: float = 3600.0
+    # Streaming only: the lateness gate and completeness watermark (see event_time.py).
+    gate_tick_s: float = 10.0
+    gate_max_idle_ticks: int | None = None
+    # Streaming only: also emit sessions every this many seconds before they close (0: off).
+    early_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.gap_s <= 0 or self.allowed_lateness_s < 0 or self.early_s < 0:
+            raise ValueError("gap_s must be > 0; allowed_lateness_s and early_s >= 0")
+
+
+class Sessionize(beam.PTransform):
+    """rows -> session rows and tombstones (``sessions``); with ``streaming``, also
+    ``too_late`` rows and per-project completeness rows (``watermarks``)."""
+
+    def __init__(self, cfg: SessionConfig | None = None, *, streaming: bool = False) -> None:
+        super().__init__()
+        self._cfg, self._streaming = cfg or SessionConfig(), streaming
+
+    def expand(self, rows):
+        cfg = self._cfg
+        out: dict[str, Any] = {}
+        lateness = cfg.allowed_lateness_s
+        if self._streaming:
+            gated = rows | "GateLateEvents" >> GateLateEvents(GateConfig(
+                horizon_s=cfg.gap_s + cfg.allowed_lateness_s, tick_s=cfg.gate_tick_s,
+                max_idle_ticks=cfg.gate_max_idle_ticks))
+            rows, out[TOO_LATE], out[WATERMARKS] = gated.rows, gated[TOO_LATE], gated[WATERMARKS]
+            lateness += 2 * cfg.gate_tick_s  # the gate decides; the window never drops
+        else:
+            rows = rows | "StampEventTime" >> beam.Map(_stamp)
+        early = (trigger.AfterProcessingTime(cfg.early_s)
+                 if self._streaming and cfg.early_s > 0 else None)
+        out["sessions"] = (
+            rows
+            | "KeyByBrowser" >> beam.Map(_keyed)
+            | "SessionWindows" >> beam.WindowInto(
+                window.Sessions(cfg.gap_s),
+                trigger=trigger.AfterWatermark(early=early, late=trigger.AfterCount(1)),
+                accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
+                allowed_lateness=Duration(seconds=lateness))
+            | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
+            | "ToRow" >> beam.Map(_to_row)
+            | "Rewindow" >> beam.WindowInto(window.GlobalWindows())
+            | "Supersede" >> beam.ParDo(_SupersedeFn(cfg.gap_s + lateness)).with_input_types(
+                Tuple[Tuple[str, str], Any]))
+        return out
+
+
+def _keyed(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
+    return session_key(row), row
+
+
+def _stamp(row: dict[str, Any]) -> TimestampedValue:
+    return TimestampedValue(row, Timestamp.from_utc_datetime(row["timestamp"]))
