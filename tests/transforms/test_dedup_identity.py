@@ -1,0 +1,97 @@
+"""Dedup by event_id and identity resolution, as functions and on a stream."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import TimestampedValue
+
+from transforms.dedup import DedupEvents
+from transforms.identity import LINKS, ResolveIdentity, identity_key, resolve
+
+T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+def row(n: int, *, anon: str = "a1", user: str = "", project: str = "p1") -> dict:
+    return {"event_id": uuid.UUID(int=n), "project_id": project, "anonymous_id": anon,
+            "user_id": user, "timestamp": T0 + timedelta(seconds=n)}
+
+
+def streaming() -> TestPipeline:
+    opts = PipelineOptions()
+    opts.view_as(StandardOptions).streaming = True
+    return TestPipeline(runner="BundleBasedDirectRunner", options=opts)
+
+
+# -- identity as a function --------------------------------------------------------------
+
+@pytest.mark.parametrize("anon, user, linked, want_resolved, want_status, want_linked", [
+    ("a1", "", None, "a1", None, None),           # anonymous, nothing known
+    ("a1", "", "u1", "u1", None, "u1"),           # anonymous, browser linked before
+    ("a1", "u1", None, "u1", "linked", "u1"),     # identify: a new link
+    ("a1", "u1", "u1", "u1", None, "u1"),         # identify again: nothing new
+    ("a1", "u2", "u1", "u2", "conflict", "u1"),   # a second user: refused, recorded
+    ("", "u1", None, "u1", None, None),           # server event: its own user
+])
+def test_resolve(anon, user, linked, want_resolved, want_status, want_linked):
+    resolved, link, remembered = resolve(row(1, anon=anon, user=user), linked)
+    assert resolved == want_resolved and remembered == want_linked
+    assert (link or {}).get("status") == want_status
+    if link:
+        assert (link["anonymous_id"], link["user_id"], link["event_id"]) == (
+            anon, user, uuid.UUID(int=1))
+
+
+def test_identity_key_is_the_browser_else_the_user():
+    assert identity_key(row(1)) == ("p1", "a1")
+    assert identity_key(row(1, anon="", user="u7")) == ("p1", "user:u7")
+
+
+# -- on a stream ---------------------------------------------------------------------------
+
+def test_dedup_drops_later_copies_of_an_event_id():
+    a, b = row(1), row(2)
+    stream = (TestStream()
+              .add_elements([TimestampedValue(a, 10), TimestampedValue(b, 10)])
+              .advance_watermark_to(20)
+              .add_elements([TimestampedValue(dict(a), 25), TimestampedValue(dict(b), 25)])
+              .advance_watermark_to_infinity())
+    with streaming() as p:
+        out = p | stream | DedupEvents(window_s=3600) | beam.Map(lambda r: r["event_id"].int)
+        assert_that(out, equal_to([1, 2]))
+
+
+def test_dedup_forgets_after_its_window():
+    a = row(1)
+    stream = (TestStream()
+              .add_elements([TimestampedValue(a, 10)])
+              .advance_watermark_to(200)  # the 60 s window of the first copy has expired
+              .add_elements([TimestampedValue(dict(a), 210)])
+              .advance_watermark_to_infinity())
+    with streaming() as p:
+        out = p | stream | DedupEvents(window_s=60) | beam.Map(lambda r: r["event_id"].int)
+        assert_that(out, equal_to([1, 1]))
+
+
+def test_identify_resolves_later_anonymous_events_and_refuses_a_second_user():
+    events = [row(1), row(2, user="u1"), row(3), row(4, user="u2"), row(5),
+              row(6, anon="a2"), row(7, anon="", user="u3")]
+    stream = TestStream()
+    for i, ev in enumerate(events):  # in order, one at a time
+        stream = stream.add_elements([TimestampedValue(ev, i)]).advance_watermark_to(i + 0.5)
+    with streaming() as p:
+        out = p | stream.advance_watermark_to_infinity() | ResolveIdentity()
+        resolved = out.rows | beam.Map(lambda r: (r["event_id"].int, r["resolved_user_id"]))
+        assert_that(resolved, equal_to([(1, "a1"), (2, "u1"), (3, "u1"), (4, "u2"), (5, "u1"),
+                                        (6, "a2"), (7, "u3")]), label="Resolved")
+        links = out[LINKS] | beam.Map(lambda r: (r["anonymous_id"], r["user_id"], r["status"],
+                                                 r["event_id"].int))
+        assert_that(links, equal_to([("a1", "u1", "linked", 2), ("a1", "u2", "conflict", 4)]),
+                    label="Links")

@@ -1,0 +1,65 @@
+"""Drop repeated deliveries of one ``event_id`` in the stream.
+
+Producers retry (same ``event_id``), and the Kafka source is at-least-once, so one
+event can arrive several times. A stateful DoFn keyed by ``event_id`` remembers it
+for ``window_s`` of event time (the arrival time the Kafka reader stamps), then
+forgets it so state stays bounded. Beam's ``DeduplicatePerKey`` does the same but
+drops silently; here every dropped copy is counted (``dedup/duplicates_dropped``).
+What slips past (a copy after the window, or after a restart that lost state) is
+collapsed by the store: ``events`` is a ReplacingMergeTree keyed by ``event_id``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.coders import BooleanCoder
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.typehints import Tuple
+from apache_beam.utils.timestamp import Duration
+
+DEFAULT_WINDOW_S = 24 * 3600
+
+
+def dedup_key(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return str(row["event_id"]), row
+
+
+class _FirstCopyFn(beam.DoFn):
+    SEEN = ReadModifyWriteStateSpec("seen", BooleanCoder())
+    EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
+
+    def __init__(self, window_s: float) -> None:
+        self._window = Duration(seconds=window_s)
+        self._dropped = beam.metrics.Metrics.counter("dedup", "duplicates_dropped")
+
+    def process(self, kv: tuple[str, dict[str, Any]], ts=beam.DoFn.TimestampParam,
+                seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)):
+        if seen.read():
+            self._dropped.inc()
+            return
+        seen.write(True)
+        expire.set(ts + self._window)
+        yield kv[1]
+
+    @on_timer(EXPIRE)
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
+        seen.clear()
+
+
+class DedupEvents(beam.PTransform):
+    """rows -> rows with at most one copy of each ``event_id`` per ``window_s``."""
+
+    def __init__(self, window_s: float = DEFAULT_WINDOW_S) -> None:
+        super().__init__()
+        if window_s <= 0:
+            raise ValueError("window_s must be positive")
+        self._window_s = window_s
+
+    def expand(self, rows):
+        return (rows
+                | "KeyByEventId" >> beam.Map(dedup_key)
+                | "FirstCopy" >> beam.ParDo(_FirstCopyFn(self._window_s)).with_input_types(
+                    Tuple[str, Any]))
