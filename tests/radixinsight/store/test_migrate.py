@@ -69,19 +69,66 @@ def test_duplicate_event_id_counts_once_with_final(embedded_client):
     assert embedded_client.command("SELECT count() FROM events FINAL") == 1
 
 
+_SESSION_COLS = ["project_id", "session_key", "session_id", "session_start", "session_end",
+                 "event_count", "version", "is_deleted"]
+
+
 @pytest.mark.integration
-def test_session_aggregates_across_two_inserts(embedded_client):
+def test_sessions_final_shows_each_session_once_as_last_computed(embedded_client):
     migrate(embedded_client)
-    embedded_client.insert("events", [_event("page_view", 0, "/home", user=""),
-                                      _event("click", 1)], column_names=_COLS)
-    embedded_client.insert("events", [_event("page_view", 5, "/pricing"),
-                                      _event("page_view", 9, "/signup")], column_names=_COLS)
+    start, later = _NOW, _NOW + dt.timedelta(minutes=40)
+    embedded_client.insert("sessions", [
+        ["p1", "a1", "s-early", start, start, 1, 1, 0],
+        ["p1", "a1", "s-late", later, later, 1, 1, 0],
+    ], column_names=_SESSION_COLS)
+    # a late event bridged both: the early session grows, the late one is deleted
+    embedded_client.insert("sessions", [
+        ["p1", "a1", "s-early", start, later, 3, 2, 0],
+        ["p1", "a1", "s-late", later, later, 1, 2, 1],
+    ], column_names=_SESSION_COLS)
     rows = embedded_client.query(
-        "SELECT resolved_user_id, session_start, session_end, duration_s, event_count, "
-        "pageview_count, unique_event_names, unique_pages, entry_page, exit_page "
-        "FROM session_summary WHERE project_id = 'p1'").result_rows
-    assert rows == [("u1", _NOW, _NOW + dt.timedelta(minutes=9), 540, 4, 3, 2, 3,
-                     "/home", "/signup")]
+        "SELECT session_id, event_count, duration_s FROM sessions FINAL").result_rows
+    assert rows == [("s-early", 3, 0)]
+    assert embedded_client.command("SELECT count() FROM sessions") == 4
+
+
+@pytest.mark.integration
+def test_identity_map_follows_links_unlinks_and_refuses_conflicts(embedded_client):
+    migrate(embedded_client)
+    cols = ["project_id", "anonymous_id", "user_id", "status", "linked_at", "event_id",
+            "source", "version"]
+    t = _NOW
+    embedded_client.insert("identities", [
+        ["p1", "a1", "u1", "linked", t, uuid.uuid4(), "pipeline", 1],
+        ["p1", "a1", "u2", "conflict", t, uuid.uuid4(), "pipeline", 2],
+        ["p1", "a2", "u3", "linked", t, uuid.uuid4(), "pipeline", 1],
+    ], column_names=cols)
+    embedded_client.insert("events", [_event("page_view", 0, user="")],
+                           column_names=_COLS)
+    embedded_client.command("ALTER TABLE events UPDATE anonymous_id = 'a1' WHERE 1")
+
+    def person() -> str:
+        return embedded_client.command("SELECT person_id FROM events_resolved")
+
+    assert embedded_client.query("SELECT anonymous_id, user_id FROM identity_map "
+                                 "ORDER BY anonymous_id").result_rows == [("a1", "u1"),
+                                                                          ("a2", "u3")]
+    assert person() == "u1"  # the anonymous event resolves through the link, unrewritten
+    embedded_client.insert("identities", [["p1", "a1", "u1", "unlinked", t, uuid.uuid4(),
+                                           "cli", 10]], column_names=cols)
+    assert person() == "a1"  # unlinked: the conflict is not promoted
+
+
+@pytest.mark.integration
+def test_completeness_reads_the_latest_watermark(embedded_client):
+    migrate(embedded_client)
+    cols = ["project_id", "complete_until", "updated_at"]
+    for minutes in (1, 3, 2):
+        t = _NOW + dt.timedelta(minutes=minutes)
+        embedded_client.insert("completeness", [["p1", t, t]], column_names=cols)
+    assert embedded_client.command(
+        "SELECT max(complete_until) FROM completeness WHERE project_id = 'p1'") == str(
+        _NOW + dt.timedelta(minutes=3)) + ".000"
 
 
 @pytest.mark.integration
