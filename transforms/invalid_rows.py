@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from transforms.results import bad_row_to_json
+
 INVALID_COLUMNS = (
     "received_at", "project_id", "schema_version", "processor_name", "processor_version",
     "stage", "failure_type", "failure_messages", "payload_raw", "partial_event",
@@ -32,3 +34,10 @@ def invalid_row(bad: dict[str, Any]) -> dict[str, Any]:
         "payload_raw": bad["payload_raw"],
         "partial_event": orjson.dumps(partial, default=str).decode(),
     }
+
+
+def dlq_record(bad: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The dead-letter topic's record: keyed by project (when known), the bad row as JSON."""
+    partial = bad.get("partial_event") or {}
+    project = partial.get("project_id") if isinstance(partial, dict) else None
+    return (project if isinstance(project, str) else "").encode(), bad_row_to_json(bad)

@@ -33,13 +33,20 @@ def test_build_routes_rows_bad_rows_and_window_counts():
                           ip=None, user_agent=None) for i, n in zip(ids, names, strict=True)]
     # broker times: three events in window [0, 10), two in [10, 20)
     stamped = list(zip([*envs, b"{oops"], [1, 2, 3, 11, 12, 13], strict=True))
-    opts = PipelineOptions(["--count_window_s=10"]).view_as(StreamingOptions)
+    opts = PipelineOptions(["--count_window_s=10", "--watermark_idle_ticks=3",
+                            "--watermark_tick_s=10"]).view_as(StreamingOptions)
     sinks = {
         "events": _Expect(lambda r: str(r["event_id"]), ids),
         "invalid": _Expect(lambda b: b["failure"]["type"], ["invalid_json"]),
         "counts": _Expect(lambda c: (c["window_start"].second, c["event_name"], c["events"]),
                           [(0, "page_view", 2), (0, "signup", 1), (10, "page_view", 1),
                            (10, "signup", 1)]),
+        # one browser (a1), identified as u1 in every event: one link, one session
+        "identities": _Expect(lambda r: (r["anonymous_id"], r["user_id"], r["status"]),
+                              [("a1", "u1", "linked")]),
+        "sessions": _Expect(lambda s: (s["session_key"], s["event_count"], s["is_deleted"]),
+                            [("a1", 5, 0)]),
+        "completeness": _Expect(lambda w: w["project_id"], ["p1"] * 4),
     }
     source = (beam.Create(stamped) | beam.MapTuple(lambda v, t: TimestampedValue(v, t)))
     with TestPipeline(runner="FnApiRunner") as p:

@@ -1,0 +1,60 @@
+"""The transforms every job runs, in one place: raw bytes to rows for every table.
+
+parse -> validate -> dedup -> enrich -> identity -> (events, live counts, sessions).
+The streaming job and the backfill compose this same transform; only their sources
+and sinks differ (and the backfill, being batch, needs no lateness gate).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+
+from transforms.dedup import DEFAULT_WINDOW_S, DedupEvents
+from transforms.enrichments import EnrichConfig, EnrichEvents
+from transforms.event_time import TOO_LATE, WATERMARKS
+from transforms.identity import LINKS, ResolveIdentity
+from transforms.parse import ParseEnvelopes
+from transforms.results import BAD
+from transforms.sessions import SessionConfig, Sessionize
+from transforms.validate import ValidateConfig, ValidateEvents
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    enrich: EnrichConfig = field(default_factory=EnrichConfig)
+    sessions: SessionConfig = field(default_factory=SessionConfig)
+    dedup_window_s: float = DEFAULT_WINDOW_S
+    # Files of bare events (not envelopes) are stamped as received at this time.
+    bare_received_at: str | None = None
+
+
+class ProcessRawEvents(beam.PTransform):
+    """raw bytes -> {"events", "bad", "identities", "sessions"} (+ "too_late" and
+    "completeness" when ``streaming``): the rows of each table."""
+
+    def __init__(self, cfg: ChainConfig, *, streaming: bool) -> None:
+        super().__init__()
+        self._cfg, self._streaming = cfg, streaming
+
+    def expand(self, raw):
+        cfg = self._cfg
+        parsed = raw | "ParseEnvelopes" >> ParseEnvelopes(cfg.bare_received_at)
+        valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(cfg.validate)
+        unique = valid.rows | "DedupEvents" >> DedupEvents(cfg.dedup_window_s)
+        enriched = unique | "EnrichEvents" >> EnrichEvents(cfg.enrich)
+        resolved = enriched.rows | "ResolveIdentity" >> ResolveIdentity()
+        sessions = resolved.rows | "Sessionize" >> Sessionize(cfg.sessions,
+                                                              streaming=self._streaming)
+        out = {
+            "events": resolved.rows,
+            "bad": (parsed[BAD], valid[BAD], enriched[BAD]) | "AllBadRows" >> beam.Flatten(),
+            "identities": resolved[LINKS],
+            "sessions": sessions["sessions"],
+        }
+        if self._streaming:
+            out["too_late"] = sessions[TOO_LATE]
+            out["completeness"] = sessions[WATERMARKS]
+        return out
