@@ -382,7 +382,9 @@ def run(argv: list[str] | None = None) -> None:
     if opts.consumer_group == "radixinsight-streaming":
         raise ValueError("--consumer_group must differ from the streaming job's")
     cfg = read_config(opts)
-    sink = WriteArchive(opts.output_dir, opts.file_window_s, codec=opts.codec,
+    # Workers may run in another directory (Flink task managers): anchor local paths here.
+    output_dir = opts.output_dir if "://" in opts.output_dir else os.path.abspath(opts.output_dir)
+    sink = WriteArchive(output_dir, opts.file_window_s, codec=opts.codec,
                         commit=KafkaCommitter(cfg))
     with beam.Pipeline(options=opts) as p:
         build(p, ReadFromKafka(cfg), sink, opts)
