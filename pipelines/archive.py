@@ -55,6 +55,10 @@ from transforms.kafka_source import (
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "avro" / "raw_event.avsc"
 METRICS = "radixinsight.archive"
 CODECS = ("deflate", "null")
+# Uncompressed bytes per Avro block: deflate restarts per block, and fastavro's 16 kB
+# default gives 176 B/event where 1 MiB gives 129 (bench/archive.py); readers split on
+# blocks, so this is still ~1,200 events per split.
+AVRO_BLOCK_BYTES = 1 << 20
 
 
 class ArchiveOptions(PipelineOptions):
@@ -200,7 +204,7 @@ def write_avro_file(path: str, schema: dict[str, Any], records: Iterable[dict[st
         # Sync marker from the name, not random: a replay writes byte-identical files.
         marker = hashlib.blake2b(path.encode(), digest_size=16).digest()
         fastavro.writer(fh, fastavro.parse_schema(schema), records, codec=codec,
-                        sync_marker=marker)
+                        sync_marker=marker, sync_interval=AVRO_BLOCK_BYTES)
     finally:
         fh.close()
     FileSystems.rename([tmp], [path])  # overwrites a previous attempt's file of this name
