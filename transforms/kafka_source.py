@@ -66,6 +66,9 @@ class KafkaReadConfig:
     # When caught up, the watermark is set this far behind the wall clock,
     # so event-time windows close even when no data arrives.
     idle_watermark_lag_s: float = 2.0
+    # False: never commit; a later stage commits once its output is durable (the archive
+    # commits after its files are renamed into place, since runner state may be lost).
+    commit_offsets: bool = True
     consumer_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
@@ -223,7 +226,7 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         # Always register: Prism asks every bundle of this stage to finalize, and
         # a bundle with nothing registered is already released by then.
         finalizer.register(_Commit(self._cfg, part, None if last_claimed is None
-                                   else last_claimed + 1))
+                                   or not self._cfg.commit_offsets else last_claimed + 1))
         if last_claimed is not None:
             tracker.defer_remainder()
         else:
