@@ -43,6 +43,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Timestamp
 
+from pipelines.options import KafkaSourceOptions
 from pipelines.runners import runner_args
 from transforms.kafka_source import (
     KafkaPartition,
@@ -64,16 +65,6 @@ AVRO_BLOCK_BYTES = 1 << 20
 class ArchiveOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser: Any) -> None:
-        parser.add_argument("--kafka_bootstrap",
-                            default=os.environ.get("RADIX_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-                            help="Kafka bootstrap servers (env RADIX_KAFKA_BOOTSTRAP)")
-        parser.add_argument("--topic_prefix", default=os.environ.get("RADIX_TOPIC_PREFIX", "radix"),
-                            help="prefix of the radix.* topic names")
-        parser.add_argument("--consumer_group", default="radixinsight-archive",
-                            help="Kafka consumer group; committed only after files are written "
-                                 "(must differ from the streaming job's)")
-        parser.add_argument("--start_from", default="earliest", choices=["earliest", "latest"],
-                            help="where to start a partition with no committed offset")
         parser.add_argument("--output_dir", default=".radixinsight/archive",
                             help="archive root: a local path or any Beam filesystem URL "
                                  "(gs://, s3://, hdfs://)")
@@ -82,10 +73,6 @@ class ArchiveOptions(PipelineOptions):
                                  "record time (must divide a day)")
         parser.add_argument("--codec", default="deflate", choices=list(CODECS),
                             help="Avro block codec")
-        parser.add_argument("--idle_poll_s", type=float, default=0.2,
-                            help="pause before polling a caught-up Kafka partition again")
-        parser.add_argument("--read_bundle_s", type=float, default=0.0,
-                            help="keep reading a busy partition this long per bundle")
 
 
 # ---------------------------------------------------------------- pure functions
@@ -370,20 +357,21 @@ def raw_topic(prefix: str) -> str:
     return f"{prefix}.events.raw"
 
 
-def read_config(opts: ArchiveOptions) -> KafkaReadConfig:
+def read_config(opts: PipelineOptions) -> KafkaReadConfig:
     # The reader never commits: WriteArchive commits after the files exist.
-    return KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
-                           topics=(raw_topic(opts.topic_prefix),),
-                           group_id=opts.consumer_group, start_from=opts.start_from,
-                           idle_resume_s=opts.idle_poll_s, bundle_budget_s=opts.read_bundle_s,
-                           commit_offsets=False)
+    kafka = opts.view_as(KafkaSourceOptions)
+    return KafkaReadConfig(bootstrap_servers=kafka.kafka_bootstrap,
+                           topics=(raw_topic(kafka.topic_prefix),),
+                           group_id=kafka.consumer_group or "radixinsight-archive",
+                           start_from=kafka.start_from, idle_resume_s=kafka.idle_poll_s,
+                           bundle_budget_s=kafka.read_bundle_s, commit_offsets=False)
 
 
 def run(argv: list[str] | None = None) -> None:
     """Run until cancelled (Ctrl-C or SIGTERM)."""
     argv = runner_args(list(sys.argv[1:] if argv is None else argv), streaming=True)
     opts = PipelineOptions(argv).view_as(ArchiveOptions)
-    if opts.consumer_group == "radixinsight-streaming":
+    if opts.view_as(KafkaSourceOptions).consumer_group == "radixinsight-streaming":
         raise ValueError("--consumer_group must differ from the streaming job's")
     cfg = read_config(opts)
     # Workers may run in another directory (Flink task managers): anchor local paths here.

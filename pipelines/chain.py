@@ -7,10 +7,14 @@ and sinks differ (and the backfill, being batch, needs no lateness gate).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from pipelines.options import ChainOptions
 from transforms.dedup import DEFAULT_WINDOW_S, DedupEvents
 from transforms.enrichments import EnrichConfig, EnrichEvents
 from transforms.event_time import TOO_LATE, WATERMARKS
@@ -29,6 +33,35 @@ class ChainConfig:
     dedup_window_s: float = DEFAULT_WINDOW_S
     # Files of bare events (not envelopes) are stamped as received at this time.
     bare_received_at: str | None = None
+
+
+def validate_config(opts: ChainOptions) -> ValidateConfig:
+    """Project rules from the registry file, read once when the job is built."""
+    from collector.projects import Registry
+
+    if not opts.projects:
+        logging.warning("no --projects registry: events of every project are accepted")
+        return ValidateConfig()
+    path = Path(opts.projects)
+    if not path.exists():
+        raise FileNotFoundError(f"project registry {path} does not exist")
+    return ValidateConfig(projects=Registry.load(path).projects)
+
+
+def enrich_config(opts: ChainOptions) -> EnrichConfig:
+    from transforms.enrichments import geo
+
+    return EnrichConfig({"geo": geo.Config(db_path=opts.geoip_db, anonymize_ip=opts.anonymize_ip)})
+
+
+def chain_config(opts: PipelineOptions, bare_received_at: str | None = None) -> ChainConfig:
+    """The chain's settings from the ChainOptions flags."""
+    own = opts.view_as(ChainOptions)
+    return ChainConfig(
+        validate=validate_config(own), enrich=enrich_config(own),
+        dedup_window_s=own.dedup_window_s, bare_received_at=bare_received_at,
+        sessions=SessionConfig(gap_s=own.session_gap_s,
+                               allowed_lateness_s=own.session_lateness_s))
 
 
 class ProcessRawEvents(beam.PTransform):

@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
                     add_help=False)
     pipe.add_parser("archive", help="raw topic -> hourly Avro files; other options go to Beam",
                     add_help=False)
+    pipe.add_parser("backfill", help="archived files through the same transforms (batch): "
+                    "--input GLOB [--format jsonl|avro] [--output store|jsonl:DIR]",
+                    add_help=False)
+
+    ident = sub.add_parser("identity", help="identity links").add_subparsers(
+        dest="sub", required=True)
+    for name, what in (("unlink", "remove a link; queries follow at once"),
+                       ("list", "show the links of a browser or a user")):
+        ip = ident.add_parser(name, help=what)
+        ip.add_argument("--project", required=True)
+        ip.add_argument("--anonymous-id", default=None)
+        ip.add_argument("--user", default=None)
+        _store_arg(ip)
 
     en = sub.add_parser("enrich", help="parse, validate and enrich a JSONL file (batch)")
     en.add_argument("--input", required=True, help="JSONL of events or collector envelopes")
@@ -85,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines.archive import run as run_archive
 
         run_archive(argv[2:])
+        return 0
+    if argv[:2] == ["pipeline", "backfill"]:
+        from pipelines.backfill import run as backfill
+
+        backfill(argv[2:])
         return 0
     args = build_parser().parse_args(argv)
     try:
@@ -168,6 +186,23 @@ def cmd_enrich(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_identity(args: argparse.Namespace) -> int:
+    from radixinsight.identity import list_links, unlink
+    from radixinsight.store import connect
+
+    client = connect(args.store)
+    if args.sub == "unlink":
+        if not (args.anonymous_id and args.user):
+            raise ValueError("unlink needs --anonymous-id and --user")
+        unlink(client, args.project, args.anonymous_id, args.user)
+        print(f"unlinked {args.anonymous_id} from {args.user} in {args.project}")
+        return 0
+    rows = list_links(client, args.project, anonymous_id=args.anonymous_id, user_id=args.user)
+    print(format_table(["anonymous_id", "user_id", "status", "linked_at", "event_id", "source"],
+                       rows))
+    return 0
+
+
 def cmd_toolchain(args: argparse.Namespace) -> int:
     for part in dict.fromkeys(args.parts):
         if part == "kafka":
@@ -237,7 +272,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 COMMANDS = {"enrich": cmd_enrich, "up": cmd_up, "down": cmd_down, "status": cmd_status,
             "collector": cmd_collector, "store": cmd_store, "db": cmd_db, "sql": cmd_sql,
-            "toolchain": cmd_toolchain}
+            "toolchain": cmd_toolchain, "identity": cmd_identity}
 
 if __name__ == "__main__":
     sys.exit(main())

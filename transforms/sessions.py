@@ -215,6 +215,9 @@ class Sessionize(beam.PTransform):
             lateness += 2 * cfg.gate_tick_s  # the gate decides; the window never drops
         else:
             rows = rows | "StampEventTime" >> beam.Map(_stamp)
+        # Late firings with Always, not AfterCount(1): the same panes, and Prism runs
+        # only triggers without state on merging windows (beam#31438). Early firings
+        # (processing time) are such a trigger: Flink only.
         early = (trigger.AfterProcessingTime(cfg.early_s)
                  if self._streaming and cfg.early_s > 0 else None)
         out["sessions"] = (
@@ -222,7 +225,7 @@ class Sessionize(beam.PTransform):
             | "KeyByBrowser" >> beam.Map(_keyed)
             | "SessionWindows" >> beam.WindowInto(
                 window.Sessions(cfg.gap_s),
-                trigger=trigger.AfterWatermark(early=early, late=trigger.AfterCount(1)),
+                trigger=trigger.AfterWatermark(early=early, late=trigger.Always()),
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())

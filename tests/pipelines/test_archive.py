@@ -25,6 +25,7 @@ from pipelines.archive import (
     check_window,
     load_schema,
     pruning_fields,
+    read_config,
     safe_commit_offset,
     split_due,
     window_start_ms,
@@ -113,8 +114,8 @@ def test_written_file_round_trips_and_leaves_no_temporary(tmp_path):
 
 def test_archive_options_have_units_and_defaults():
     opts = PipelineOptions([]).view_as(ArchiveOptions)
-    assert (opts.file_window_s, opts.consumer_group, opts.codec) == (
-        3600, "radixinsight-archive", "deflate")
+    assert (opts.file_window_s, opts.codec) == (3600, "deflate")
+    assert read_config(opts).group_id == "radixinsight-archive"
 
 
 # ---------------------------------------------------------------- TestStream
