@@ -17,7 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.runners import runner_args
-from transforms.clickhouse_sink import WriteToClickHouse
+from transforms.clickhouse_sink import WriteToClickHouse, failed_rows
 from transforms.enrichments import EnrichConfig, EnrichEvents
 from transforms.kafka_source import KafkaReadConfig, ReadFromKafka
 from transforms.live_counts import CountPerWindow
@@ -102,9 +102,10 @@ def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTran
     valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(validate_config(opts))
     enriched = valid.rows | "EnrichEvents" >> EnrichEvents(enrich_config(opts))
     rows = enriched.rows
-    rows | "WriteEvents" >> sinks["events"]
-    ((parsed[BAD], valid[BAD], enriched[BAD]) | "AllBadRows" >> beam.Flatten()
-     | "WriteInvalid" >> sinks["invalid"])
+    stored = rows | "WriteEvents" >> sinks["events"]
+    # rows the store rejects are dead-lettered like every other bad row
+    ((parsed[BAD], valid[BAD], enriched[BAD], *failed_rows(stored))
+     | "AllBadRows" >> beam.Flatten() | "WriteInvalid" >> sinks["invalid"])
     rows | "LiveCounts" >> CountPerWindow(opts.count_window_s) | "WriteCounts" >> sinks["counts"]
 
 
