@@ -24,6 +24,7 @@ from pipelines.options import ChainOptions
 from pipelines.runners import runner_args
 from pipelines.streaming import store_sinks
 from transforms.archive_io import ReadRawEvents
+from transforms.clickhouse_sink import failed_rows
 from transforms.results import BAD
 
 
@@ -61,11 +62,11 @@ def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTran
     read = p | "Read" >> source
     raw = read.raw | "Progress" >> beam.Map(_count)
     out = raw | "ProcessEvents" >> ProcessRawEvents(cfg, streaming=False)
-    out["events"] | "WriteEvents" >> sinks["events"]
-    ((out["bad"], read[BAD]) | "AllBadRows" >> beam.Flatten()
-     | "WriteInvalid" >> sinks["invalid"])
-    out["identities"] | "WriteIdentities" >> sinks["identities"]
-    out["sessions"] | "WriteSessions" >> sinks["sessions"]
+    stored = [out["events"] | "WriteEvents" >> sinks["events"],
+              out["identities"] | "WriteIdentities" >> sinks["identities"],
+              out["sessions"] | "WriteSessions" >> sinks["sessions"]]
+    ((out["bad"], read[BAD], *(pc for s in stored for pc in failed_rows(s)))
+     | "AllBadRows" >> beam.Flatten() | "WriteInvalid" >> sinks["invalid"])
 
 
 def _json_line(row: dict[str, Any]) -> str:

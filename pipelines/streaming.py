@@ -23,7 +23,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.chain import ChainConfig, ProcessRawEvents, chain_config
 from pipelines.options import ChainOptions, KafkaSourceOptions
 from pipelines.runners import runner_args
-from transforms.clickhouse_sink import WriteToClickHouse
+from transforms.clickhouse_sink import WriteToClickHouse, failed_rows
 from transforms.event_time import WATERMARK_COLUMNS
 from transforms.identity import IDENTITY_COLUMNS
 from transforms.kafka_source import KafkaReadConfig, ReadFromKafka
@@ -80,12 +80,15 @@ def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTran
     ``counts``, ``identities``, ``sessions``, ``completeness`` (and optionally ``dlq``)."""
     out = p | "Source" >> source | "ProcessEvents" >> ProcessRawEvents(
         streaming_chain_config(opts), streaming=True)
-    out["events"] | "WriteEvents" >> sinks["events"]
-    out["bad"] | "WriteInvalid" >> sinks["invalid"]
+    stored = [out["events"] | "WriteEvents" >> sinks["events"],
+              out["identities"] | "WriteIdentities" >> sinks["identities"],
+              out["sessions"] | "WriteSessions" >> sinks["sessions"]]
+    # rows the store rejects are dead-lettered like every other bad row
+    bad = ((out["bad"], *(pc for s in stored for pc in failed_rows(s)))
+           | "AllBadRows" >> beam.Flatten())
+    bad | "WriteInvalid" >> sinks["invalid"]
     if "dlq" in sinks:
-        out["bad"] | "WriteDeadLetters" >> sinks["dlq"]
-    out["identities"] | "WriteIdentities" >> sinks["identities"]
-    out["sessions"] | "WriteSessions" >> sinks["sessions"]
+        bad | "WriteDeadLetters" >> sinks["dlq"]
     out["completeness"] | "WriteCompleteness" >> sinks["completeness"]
     (out["events"] | "LiveCounts" >> CountPerWindow(opts.view_as(StreamingOptions).count_window_s)
      | "WriteCounts" >> sinks["counts"])

@@ -1,71 +1,525 @@
-"""Write rows to a ClickHouse table through clickhouse-connect.
+"""Write rows to a ClickHouse table: batched Arrow inserts, retries, dead letters.
 
-Foundation version: one client per worker (``setup``), rows buffered per bundle and
-inserted in ``finish_bundle`` (or when the buffer is full). An insert error raises,
-so the runner retries the bundle; the ``events`` table collapses the replays by
-``event_id``. Batching across bundles, retries with backoff, failed-row output and
-metrics are the full sink's job.
+Follows Beam's ``BigQueryWriteFn``: one client per DoFn instance (``setup``), rows
+buffered by count, estimated bytes and age and always flushed in ``finish_bundle``
+(a finished bundle is durable), transient store errors retried with bounded
+exponential backoff and then raised (the runner retries the bundle), rows the
+store or the Arrow conversion rejects isolated and emitted on ``failed_rows`` as
+bad rows. Each batch carries an ``insert_deduplication_token`` derived from its
+content, so a retried bundle re-inserting the same batch is dropped by the store
+(tables need ``non_replicated_deduplication_window`` on a non-replicated engine,
+see migration 0007); ``events`` also collapses replays by ``event_id`` (FINAL).
+
+The pure functions (type mapping, Arrow building, token, error classification,
+bisection) do the work; ``_WriteFn`` only holds the buffer and the client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+import logging
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+from apache_beam.pvalue import TaggedOutput
+
+from transforms.results import bad_row
+
+log = logging.getLogger(__name__)
+
+FAILED_ROWS = "failed_rows"  # tag of the rejected rows (as bad rows)
+STAGE = "sink"
+FAILURE_TYPE = "store_rejected"
+NAMESPACE = "clickhouse_sink"
+
+TRANSIENT, DATA, FATAL = "transient", "data", "fatal"
+
+# ClickHouse error codes (src/Common/ErrorCodes.cpp).
+# The store is busy, overloaded or unreachable: the same insert can succeed later.
+TRANSIENT_CODES = frozenset({
+    3,    # UNEXPECTED_END_OF_FILE (connection cut mid-body)
+    32,   # ATTEMPT_TO_READ_AFTER_EOF
+    159,  # TIMEOUT_EXCEEDED
+    164,  # READONLY (replica temporarily read-only)
+    202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+    203,  # NO_FREE_CONNECTION
+    209,  # SOCKET_TIMEOUT
+    210,  # NETWORK_ERROR
+    236,  # ABORTED
+    241,  # MEMORY_LIMIT_EXCEEDED
+    242,  # TABLE_IS_READ_ONLY
+    252,  # TOO_MANY_PARTS
+    285,  # TOO_FEW_LIVE_REPLICAS
+    319,  # UNKNOWN_STATUS_OF_INSERT
+    373,  # SESSION_IS_LOCKED
+    394,  # QUERY_WAS_CANCELLED
+    425,  # SYSTEM_ERROR
+    439,  # CANNOT_SCHEDULE_TASK
+    999,  # KEEPER_EXCEPTION
+})
+# A value in the batch cannot be stored: bisect the batch, dead-letter the culprits.
+DATA_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA
+    131,  # TOO_LARGE_STRING_SIZE
+    190,  # SIZES_OF_ARRAYS_DONT_MATCH
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    376,  # CANNOT_PARSE_UUID
+    377,  # ILLEGAL_SYNTAX_FOR_DATA_TYPE
+    407,  # DECIMAL_OVERFLOW
+    469,  # VIOLATED_CONSTRAINT
+    691,  # UNKNOWN_ELEMENT_OF_ENUM
+})
+_CODE_RE = re.compile(r"\bCode: (\d+)\b|exception, code: (\d+)")
+_HTTP_STATUS_RE = re.compile(r"HTTP status (\d{3})")
 
 
-def to_columns(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[list[Any]]:
-    """Row dicts to column-oriented lists (missing keys become None -> column default)."""
-    return [[row.get(col) for row in rows] for col in columns]
+# ---- error classification ---------------------------------------------------
+
+class StoreUnavailableError(RuntimeError):
+    """Transient failures outlasted the retry budget: the bundle fails, the runner retries it."""
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code of an exception: its ``code`` attribute or its text."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int) and code > 0:
+        return code
+    match = _CODE_RE.search(str(exc))
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def classify_error(exc: BaseException) -> str:
+    """``transient`` (retry), ``data`` (a row is bad: isolate it) or ``fatal`` (raise).
+
+    Unknown ClickHouse codes are fatal, not data: dead-lettering a whole batch
+    because a table is missing would turn a deployment mistake into data loss.
+    """
+    if isinstance(exc, StoreUnavailableError):
+        return FATAL
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return TRANSIENT
+    code = error_code(exc)
+    if code is not None:
+        if code in TRANSIENT_CODES:
+            return TRANSIENT
+        return DATA if code in DATA_CODES else FATAL
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    if isinstance(exc, OperationalError):  # transport failure: refused, reset, timed out
+        return TRANSIENT
+    status = _HTTP_STATUS_RE.search(str(exc))
+    if status and status.group(1).startswith("5"):  # a proxy or server error without a code
+        return TRANSIENT
+    return FATAL
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A failure after which the client's pooled connections are suspect: reconnect."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    return isinstance(exc, (ConnectionError, TimeoutError, OperationalError)) or (
+        error_code(exc) in (3, 32, 209, 210))
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float,
+                  rng: random.Random | None = None) -> float:
+    """Delay before retry ``attempt`` (1-based): exponential, capped, jittered 50-100%."""
+    ceiling = min(max_s, initial_s * 2 ** (attempt - 1))
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+# ---- ClickHouse types -> Arrow columns ------------------------------------------
+
+_INT_TYPES = {
+    "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
+    "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+    "Float32": pa.float32(), "Float64": pa.float64(), "Bool": pa.bool_(),
+    "String": pa.string(), "UUID": pa.binary(16), "Date": pa.date32(), "Date32": pa.date32(),
+}
+_WRAPPERS = ("LowCardinality(", "Nullable(")
+
+
+def arrow_type(ch_type: str) -> pa.DataType | None:
+    """Arrow type that ClickHouse reads into ``ch_type`` without loss; None: let Arrow infer.
+
+    Exact widths matter: ClickHouse wraps an Int64 300 into UInt8 44 silently, while
+    Arrow refuses 300 as uint8, so a bad value is caught here, per row.
+    """
+    t = ch_type.strip()
+    while t.startswith(_WRAPPERS) and t.endswith(")"):
+        t = t[t.index("(") + 1:-1].strip()
+    if t in _INT_TYPES:
+        return _INT_TYPES[t]
+    if t.startswith("FixedString("):
+        return pa.string()
+    if t == "DateTime" or t.startswith("DateTime("):
+        return pa.timestamp("s", tz="UTC")
+    if t.startswith("DateTime64("):
+        precision = int(t[len("DateTime64("):].split(",")[0].rstrip(")"))
+        units = ("s", "ms", "ms", "ms", "us", "us", "us", "ns", "ns", "ns")
+        return pa.timestamp(units[precision], tz="UTC")
+    if t.startswith("Array(") and t.endswith(")"):
+        inner = arrow_type(t[len("Array("):-1])
+        return pa.list_(inner) if inner is not None else None
+    return None
+
+
+def arrow_schema(column_types: dict[str, str], columns: Sequence[str]) -> list[tuple[str, Any]]:
+    """(column, arrow type or None) for the columns the sink writes, in order."""
+    missing = [c for c in columns if c not in column_types]
+    if missing:
+        raise ValueError(f"columns {missing} are not in the table (it has {sorted(column_types)})")
+    return [(c, arrow_type(column_types[c])) for c in columns]
+
+
+def _uuid_bytes(value: Any) -> bytes | None:
+    if value is None or (isinstance(value, bytes) and len(value) == 16):
+        return value
+    if isinstance(value, uuid.UUID):
+        return value.bytes
+    if isinstance(value, str):
+        return uuid.UUID(value).bytes
+    raise TypeError(f"{value!r} is not a UUID")
+
+
+def _column(values: list[Any], typ: Any) -> pa.Array:
+    if typ == pa.binary(16):  # UUID: 16 raw bytes, no text parsing on either side
+        try:
+            values = [v.bytes for v in values]
+        except AttributeError:
+            values = [_uuid_bytes(v) for v in values]
+    return pa.array(values, type=typ)
+
+
+@dataclass(frozen=True)
+class Built:
+    """An Arrow table of the convertible rows; ``kept[i]`` is table row i's index in the
+    input, ``rejected`` maps input index -> messages."""
+
+    table: pa.Table
+    kept: list[int]
+    rejected: dict[int, list[str]]
+
+
+def build_table(rows: Sequence[dict[str, Any]], schema: Sequence[tuple[str, Any]]) -> Built:
+    """Row dicts to one Arrow table, column by column (a missing key is null -> the
+    column's default). A column that fails is re-checked value by value to find the
+    rows to reject; the other rows are rebuilt without them."""
+    rejected: dict[int, list[str]] = {}
+    arrays = []
+    for name, typ in schema:
+        values = [row.get(name) for row in rows]
+        try:
+            arrays.append(_column(values, typ))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            bad = _bad_values(values, typ)
+            if not bad:  # fails only as a whole (e.g. mixed types inferred): reject all
+                bad = {i: f"{type(exc).__name__}: {exc}" for i in range(len(values))}
+            for i, msg in bad.items():
+                rejected.setdefault(i, []).append(f"column {name}: {msg}")
+    if not rejected:
+        return Built(pa.Table.from_arrays(arrays, names=[n for n, _ in schema]),
+                     list(range(len(rows))), {})
+    kept = [i for i in range(len(rows)) if i not in rejected]
+    return Built(build_table([rows[i] for i in kept], schema).table, kept, rejected)
+
+
+def _bad_values(values: list[Any], typ: Any) -> dict[int, str]:
+    bad = {}
+    for i, value in enumerate(values):
+        try:
+            _column([value], typ)
+        except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+            bad[i] = f"{type(exc).__name__}: {exc} (value {value!r:.200})"
+    return bad
+
+
+# ---- idempotence ---------------------------------------------------------
+
+def dedup_token(table: pa.Table, key: str | None) -> str:
+    """A batch's ``insert_deduplication_token``.
+
+    With a key column (``event_id``): a hash of the sorted keys, so the same events
+    give the same token whatever their order or later enrichment. Without one: a
+    hash of the serialized batch (order matters).
+    """
+    digest = hashlib.blake2b(digest_size=16)
+    if key is not None:
+        col = table.column(key).combine_chunks()
+        col = pc.take(col, pc.sort_indices(col))  # fresh buffers, no slice offsets
+        for buf in col.buffers():
+            if buf is not None:
+                digest.update(buf)
+    else:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        digest.update(sink.getvalue())
+    return f"{key or 'rows'}-{table.num_rows}-{digest.hexdigest()}"
+
+
+# ---- isolating rejected rows ----------------------------------------------
+
+def isolate_rejects(n: int, insert: Callable[[int, int], None],
+                    is_data_error: Callable[[BaseException], bool]) -> dict[int, str]:
+    """Insert rows [0, n) via ``insert(lo, hi)``; on a data error split the range in
+    halves until single rows remain. Returns index -> error text of rejected rows;
+    any other error propagates. Costs about 2·k·log2(n) inserts for k bad rows."""
+    rejected: dict[int, str] = {}
+    stack = [(0, n)]
+    while stack:
+        lo, hi = stack.pop()
+        try:
+            insert(lo, hi)
+        except Exception as exc:
+            if not is_data_error(exc):
+                raise
+            if hi - lo == 1:
+                rejected[lo] = str(exc)
+            else:
+                mid = (lo + hi) // 2
+                stack += [(mid, hi), (lo, mid)]  # left half first
+    return rejected
+
+
+# ---- bad rows --------------------------------------------------------------
+
+def rejected_row(row: Any, messages: list[str]) -> dict[str, Any]:
+    """A bad row for a row the store refused; payload_raw is the row as JSON."""
+    try:
+        payload = orjson.dumps(row, default=str)
+    except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
+        payload = repr(row).encode()
+    partial = orjson.loads(payload) if payload.startswith(b"{") else {}
+    received = row.get("received_at") if isinstance(row, dict) else None
+    return bad_row(STAGE, FAILURE_TYPE, messages, payload, partial,
+                   received if isinstance(received, datetime) and received.tzinfo else
+                   datetime.now(UTC))
+
+
+def _row_bytes(row: dict[str, Any]) -> int:
+    return sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row.values())
+
+
+# ---- the DoFn --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SinkConfig:
+    max_rows: int = 10_000
+    max_bytes: int = 32 << 20
+    max_buffer_age_s: float = 5.0
+    max_retries: int = 8
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    dedup_key: str | None = None  # None: hash whole batches
+
+    def __post_init__(self) -> None:
+        if self.max_rows < 1 or self.max_bytes < 1 or self.max_buffer_age_s <= 0:
+            raise ValueError("max_rows, max_bytes and max_buffer_age_s must be positive")
+        if self.max_retries < 0 or self.initial_backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError("retry settings must not be negative")
+
+
+_SIZE_SAMPLE_EVERY = 64  # estimating a row's size costs as much as converting it
 
 
 class _WriteFn(beam.DoFn):
     def __init__(self, store_url: str | None, table: str, columns: Sequence[str],
-                 to_row: Callable[[Any], dict[str, Any]] | None, max_rows: int) -> None:
+                 to_row: Callable[[Any], dict[str, Any]] | None, cfg: SinkConfig) -> None:
         self._store_url, self._table, self._columns = store_url, table, list(columns)
-        self._to_row, self._max_rows = to_row, max_rows
+        self._to_row, self._cfg = to_row, cfg
+        self._client: Any = None
+        self._schema: list[tuple[str, Any]] | None = None
         self._rows: list[dict[str, Any]] = []
-        self._client = None
-        self._inserted = beam.metrics.Metrics.counter("clickhouse_sink", f"{table}_rows")
+        self._windowed: list[Any] = []
+        self._oldest = 0.0
+        self._row_size = 0.0
+        m = beam.metrics.Metrics
+        self._m_rows = m.counter(NAMESPACE, f"{table}_rows_inserted")
+        self._m_batches = m.counter(NAMESPACE, f"{table}_batches")
+        self._m_batch_rows = m.distribution(NAMESPACE, f"{table}_batch_rows")
+        self._m_latency = m.distribution(NAMESPACE, f"{table}_insert_latency_ms")
+        self._m_retries = m.counter(NAMESPACE, f"{table}_retries")
+        self._m_errors = m.counter(NAMESPACE, f"{table}_insert_errors")
+        self._m_failed = m.counter(NAMESPACE, f"{table}_rows_failed")
+
+    # -- lifecycle
 
     def setup(self) -> None:
+        try:
+            self._connect()
+        except Exception as exc:  # a store that is down now may be up at the first flush
+            if classify_error(exc) != TRANSIENT:
+                raise
+            log.warning("store not reachable in setup, will retry on flush: %s", exc)
+
+    def start_bundle(self) -> None:
+        self._rows, self._windowed = [], []
+
+    def process(self, element: Any, wv=beam.DoFn.WindowedValueParam) -> Iterator[Any]:
+        if self._to_row is None:
+            row = element
+        else:
+            try:
+                row = self._to_row(element)
+            except Exception as exc:  # the mapping is Python-side conversion: dead-letter
+                self._m_failed.inc()
+                yield TaggedOutput(FAILED_ROWS, rejected_row(
+                    element, [f"to_row: {type(exc).__name__}: {exc}"]))
+                return
+        rows = self._rows
+        if not rows:
+            self._oldest = time.monotonic()
+        if len(rows) % _SIZE_SAMPLE_EVERY == 0:
+            size = _row_bytes(row) if isinstance(row, dict) else 0
+            self._row_size = size if not rows else 0.8 * self._row_size + 0.2 * size
+        rows.append(row)
+        self._windowed.append(wv)
+        n = len(rows)
+        if (n >= self._cfg.max_rows or n * self._row_size >= self._cfg.max_bytes
+                or time.monotonic() - self._oldest >= self._cfg.max_buffer_age_s):
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        yield from self._flush()
+
+    def teardown(self) -> None:
+        self._close()
+
+    # -- flushing
+
+    def _flush(self) -> Iterator[Any]:
+        rows, windowed = self._rows, self._windowed
+        if not rows:
+            return
+        self._rows, self._windowed = [], []
+        self._with_retries(lambda: self._client_schema())  # schema before building
+        built = build_table(rows, self._schema)
+        rejected = dict(built.rejected)
+        if built.table.num_rows:
+            failed = isolate_rejects(
+                built.table.num_rows,
+                lambda lo, hi: self._insert(built.table.slice(lo, hi - lo)),
+                lambda exc: classify_error(exc) == DATA)
+            for i, msg in failed.items():
+                rejected[built.kept[i]] = [msg]
+        for i in sorted(rejected):
+            self._m_failed.inc()
+            yield TaggedOutput(FAILED_ROWS, windowed[i].with_value(
+                rejected_row(rows[i], rejected[i])))
+
+    def _insert(self, table: pa.Table) -> None:
+        token = dedup_token(table, self._cfg.dedup_key)
+
+        def attempt() -> None:
+            start = time.perf_counter()
+            self._client_schema()
+            self._client.insert_arrow(self._table, table,
+                                      settings={"insert_deduplication_token": token})
+            self._m_latency.update(int((time.perf_counter() - start) * 1000))
+
+        self._with_retries(attempt)
+        self._m_rows.inc(table.num_rows)
+        self._m_batches.inc()
+        self._m_batch_rows.update(table.num_rows)
+
+    def _with_retries(self, call: Callable[[], None]) -> None:
+        """Run ``call``; retry transient failures with backoff, raise past the budget."""
+        attempt = 0
+        while True:
+            try:
+                call()
+                return
+            except Exception as exc:
+                kind = classify_error(exc)
+                if kind != TRANSIENT:
+                    raise
+                self._m_errors.inc()
+                if is_connection_error(exc):
+                    self._close()
+                attempt += 1
+                if attempt > self._cfg.max_retries:
+                    raise StoreUnavailableError(
+                        f"insert into {self._table} still failing after {attempt - 1} "
+                        f"retries: {exc}") from exc
+                self._m_retries.inc()
+                delay = backoff_delay(attempt, self._cfg.initial_backoff_s,
+                                      self._cfg.max_backoff_s)
+                log.warning("insert into %s failed (%s), retry %d in %.1fs",
+                            self._table, exc, attempt, delay)
+                time.sleep(delay)
+
+    # -- client
+
+    def _client_schema(self) -> None:
+        if self._client is None:
+            self._connect()
+        if self._schema is None:
+            described = self._client.query(f"DESCRIBE TABLE {self._table}").result_rows
+            self._schema = arrow_schema({r[0]: r[1] for r in described}, self._columns)
+
+    def _connect(self) -> None:
         from radixinsight.store import connect
 
         self._client = connect(self._store_url)
 
-    def start_bundle(self) -> None:
-        self._rows = []
-
-    def process(self, element: Any) -> None:
-        self._rows.append(self._to_row(element) if self._to_row else element)
-        if len(self._rows) >= self._max_rows:
-            self._flush()
-
-    def finish_bundle(self) -> None:
-        self._flush()
-
-    def _flush(self) -> None:
-        if not self._rows:
-            return
-        self._client.insert(self._table, to_columns(self._rows, self._columns),
-                            column_names=self._columns, column_oriented=True)
-        self._inserted.inc(len(self._rows))
-        self._rows = []
-
-    def teardown(self) -> None:
-        if self._client is not None:
-            self._client.close()
+    def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception as exc:  # a dead connection cannot be closed cleanly
+                log.debug("closing the store client: %s", exc)
 
 
 class WriteToClickHouse(beam.PTransform):
-    """Insert each element (a row dict, or what ``to_row`` makes of it) into ``table``."""
+    """Insert each element (a row dict, or what ``to_row`` makes of it) into ``table``.
+
+    Returns a tagged result: the main output is empty, ``failed_rows`` carries bad
+    rows (ARCHITECTURE.md) for rows the store rejected, to flatten into the
+    dead-letter stream. ``dedup_key`` defaults to ``event_id`` when it is a column.
+    """
 
     def __init__(self, store_url: str | None, table: str, columns: Sequence[str], *,
                  to_row: Callable[[Any], dict[str, Any]] | None = None,
-                 max_rows: int = 10_000) -> None:
+                 max_rows: int = 10_000, max_bytes: int = 32 << 20,
+                 max_buffer_age_s: float = 5.0, max_retries: int = 8,
+                 initial_backoff_s: float = 0.5, max_backoff_s: float = 30.0,
+                 dedup_key: str | None = "") -> None:
         super().__init__()
-        self._fn = _WriteFn(store_url, table, columns, to_row, max_rows)
+        if dedup_key == "":
+            dedup_key = "event_id" if "event_id" in columns else None
+        cfg = SinkConfig(max_rows, max_bytes, max_buffer_age_s, max_retries,
+                         initial_backoff_s, max_backoff_s, dedup_key)
+        self._fn = _WriteFn(store_url, table, columns, to_row, cfg)
 
     def expand(self, rows):
-        return rows | "Insert" >> beam.ParDo(self._fn)
+        return rows | "Insert" >> beam.ParDo(self._fn).with_outputs(FAILED_ROWS, main="inserted")
+
+
+def failed_rows(result: Any) -> list[beam.PCollection]:
+    """The ``failed_rows`` output of a sink's result, as a list to flatten with other
+    bad rows; empty for a sink without one (tests pass plain assertions as sinks)."""
+    if isinstance(result, beam.pvalue.DoOutputsTuple):
+        return [result[FAILED_ROWS]]
+    return []

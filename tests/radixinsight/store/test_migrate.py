@@ -63,8 +63,11 @@ def test_changed_applied_file_is_refused(embedded_client, tmp_path):
 def test_duplicate_event_id_counts_once_with_final(embedded_client):
     migrate(embedded_client)
     row = _event("signup", 0)
+    # a replay that differs outside the key (re-enriched; an identical block would be
+    # dropped on insert since 0007), so both copies are stored and FINAL collapses them
+    replay = [*row[:5], row[5] + dt.timedelta(seconds=1), *row[6:]]
     embedded_client.insert("events", [row], column_names=_COLS)
-    embedded_client.insert("events", [row], column_names=_COLS)
+    embedded_client.insert("events", [replay], column_names=_COLS)
     assert embedded_client.command("SELECT count() FROM events") == 2
     assert embedded_client.command("SELECT count() FROM events FINAL") == 1
 
