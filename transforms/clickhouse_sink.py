@@ -208,6 +208,11 @@ def _column(values: list[Any], typ: Any) -> pa.Array:
             values = [v.bytes for v in values]
         except AttributeError:
             values = [_uuid_bytes(v) for v in values]
+    elif typ is not None and pa.types.is_list(typ):
+        # Arrow would silently take the text "ab" as the list ["a", "b"]
+        text = next((v for v in values if isinstance(v, (str, bytes))), None)
+        if text is not None:
+            raise TypeError(f"{text!r:.100} is text, not a list")
     return pa.array(values, type=typ)
 
 
@@ -273,7 +278,8 @@ def dedup_token(table: pa.Table, key: str | None) -> str:
     else:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+            # take(): a bisection slice must serialize like a fresh table of its rows
+            writer.write_table(table.take(pa.array(range(table.num_rows))))
         digest.update(sink.getvalue())
     return f"{key or 'rows'}-{table.num_rows}-{digest.hexdigest()}"
 
