@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -51,15 +53,36 @@ def run_stream_job(runner: str, bootstrap: str, store: str, prefix: str, log: Pa
     cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "stream", f"--runner={runner}",
            f"--projects={projects}",
            f"--kafka_bootstrap={bootstrap}", f"--store={store}", f"--topic_prefix={prefix}",
-           "--count_window_s=5"]
+           "--count_window_s=5", "--session_gap_s=120", "--watermark_tick_s=2"]
     with open(log, "wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                 start_new_session=True, env=os.environ.copy())
 
 
+def journeys(run_id: str, n: int) -> list[dict]:
+    """Demo journeys moved 20 min into the past, so their 2-min sessions close at once."""
+    out = []
+    for ev in list(user_journeys("demo", 100, run_id))[:n]:
+        ts = datetime.fromisoformat(ev["timestamp"]) - timedelta(minutes=20)
+        out.append({**ev, "timestamp": ts.isoformat()})
+    return out
+
+
+def dead_letters(bootstrap: str, topic: str) -> list[dict]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000)
+    try:
+        return [json.loads(m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
 def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=400):
     prefix = f"e2e{uuid.uuid4().hex[:8]}"
-    create_topics(kafka_broker.bootstrap, [f"{prefix}.events.raw"], partitions=2)
+    create_topics(kafka_broker.bootstrap, [f"{prefix}.events.raw", f"{prefix}.events.dlq"],
+                  partitions=2)
     reg = Registry({})
     reg.add_key("demo", KEY)
     reg.save(tmp_path / "projects.json")
@@ -70,12 +93,12 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
     try:
         cfg = CollectorConfig(kafka_broker.bootstrap, reg, topic_prefix=prefix)
         with running_collector(cfg) as url:
-            first = list(user_journeys("demo", 100, "r1"))[:events_per_batch]
+            first = journeys("r1", events_per_batch)
             assert send(url, KEY, first) == len(first)
             # The job processes while it runs: rows arrive before we send more.
             got = wait_count(client, "SELECT count() FROM events FINAL", len(first), 240)
             assert got == len(first), procs.log_tail(log)
-            second = list(user_journeys("demo", 100, "r2"))[:events_per_batch]
+            second = journeys("r2", events_per_batch)
             bad = [{"event_id": "x", "event_name": "e", "project_id": "demo",
                     "timestamp": "2026-01-01T00:00:00Z", "user": {"user_id": "u"}}] * 3
             assert send(url, KEY, second + bad) == len(second) + 3
@@ -92,6 +115,20 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
         assert windows == total
         assert count(client, "SELECT count() FROM events_invalid "
                              "WHERE failure_type = 'invalid_event_id'") == 3
+        # sessions closed while the job ran: every event is in exactly one of them
+        assert wait_count(client, "SELECT sum(event_count) FROM sessions FINAL", total,
+                          120) == total, procs.log_tail(log)
+        browsers = {e["user"]["anonymous_id"] for e in first + second}
+        assert count(client, "SELECT uniqExact(session_key) FROM sessions FINAL") == len(
+            browsers)
+        identified = {(e["user"]["anonymous_id"], e["user"]["user_id"]) for e in first + second
+                      if e["user"]["user_id"]}
+        assert count(client, "SELECT count() FROM identities FINAL WHERE status = 'linked'"
+                     ) == len(identified)
+        assert count(client, "SELECT count() FROM completeness "
+                             "WHERE complete_until > now64() - INTERVAL 2 MINUTE") > 0
+        assert [b["failure"]["type"] for b in dead_letters(
+            kafka_broker.bootstrap, f"{prefix}.events.dlq")] == ["invalid_event_id"] * 3
         assert job.poll() is None, "the streaming job must still be running"
     finally:
         procs.stop_pid(job.pid)
