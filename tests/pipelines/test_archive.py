@@ -117,6 +117,17 @@ def test_archive_options_have_units_and_defaults():
         3600, "radixinsight-archive", "deflate")
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--file_window_s=7"], "divisor of 86400"),
+    (["--consumer_group=radixinsight-streaming"], "must differ"),
+])
+def test_cli_runs_the_archive_job_and_refuses_bad_options_before_starting(args, message):
+    from radixinsight.cli import main
+
+    with pytest.raises(ValueError, match=message):
+        main(["pipeline", "archive", "--runner=direct", *args])
+
+
 # ---------------------------------------------------------------- TestStream
 
 TOPIC = "radix.events.raw"
@@ -242,12 +253,12 @@ def _produce(bootstrap: str, topic: str, start: int, n: int,
         producer.close()
 
 
-def _start_job(bootstrap: str, prefix: str, group: str, out_dir: Path, log: Path):
+def _start_job(runner: str, bootstrap: str, prefix: str, group: str, out_dir: Path, log: Path):
     import os
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "archive", "--runner=prism",
+    cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "archive", f"--runner={runner}",
            f"--kafka_bootstrap={bootstrap}", f"--topic_prefix={prefix}",
            f"--consumer_group={group}", f"--output_dir={out_dir}", "--file_window_s=5"]
     with open(log, "ab") as fh:
@@ -311,7 +322,8 @@ def _ends(produced: dict[tuple[int, int], bytes]) -> dict[int, int]:
 
 
 @pytest.mark.integration
-def test_archive_on_prism_keeps_every_record_across_a_kill(kafka_broker, tmp_path):
+@pytest.mark.parametrize("runner", ["prism", pytest.param("flink", marks=pytest.mark.flink)])
+def test_archive_keeps_every_record_across_a_kill(runner, kafka_broker, tmp_path):
     import os
     import signal
     import time
@@ -327,9 +339,9 @@ def test_archive_on_prism_keeps_every_record_across_a_kill(kafka_broker, tmp_pat
     out_dir, log = tmp_path / "archive", tmp_path / "archive.log"
     produced = _produce(kafka_broker.bootstrap, topic, 0, 200)
 
-    job = _start_job(kafka_broker.bootstrap, prefix, group, out_dir, log)
+    job = _start_job(runner, kafka_broker.bootstrap, prefix, group, out_dir, log)
     try:
-        _wait_archived(out_dir, set(produced), job, log)
+        _wait_archived(out_dir, set(produced), job, log, timeout_s=300)
         # the group's offsets move only once the files exist, and then to the end
         assert _wait_committed(kafka_broker.bootstrap, group, topic,
                                _ends(produced)) == _ends(produced)
@@ -345,9 +357,9 @@ def test_archive_on_prism_keeps_every_record_across_a_kill(kafka_broker, tmp_pat
         procs.stop_pid(job.pid)
     produced |= _produce(kafka_broker.bootstrap, topic, 410, 200)
 
-    job = _start_job(kafka_broker.bootstrap, prefix, group, out_dir, log)
+    job = _start_job(runner, kafka_broker.bootstrap, prefix, group, out_dir, log)
     try:
-        got = _wait_archived(out_dir, set(produced), job, log)
+        got = _wait_archived(out_dir, set(produced), job, log, timeout_s=300)
         assert _wait_committed(kafka_broker.bootstrap, group, topic,
                                _ends(produced)) == _ends(produced)
     finally:
