@@ -345,17 +345,24 @@ def test_archive_keeps_every_record_across_a_kill(runner, kafka_broker, tmp_path
         # the group's offsets move only once the files exist, and then to the end
         assert _wait_committed(kafka_broker.bootstrap, group, topic,
                                _ends(produced)) == _ends(produced)
-        # records in flight when the job is killed: recent ones and some 60 s old,
-        # i.e. late for windows already written
-        produced |= _produce(kafka_broker.bootstrap, topic, 200, 200)
-        produced |= _produce(kafka_broker.bootstrap, topic, 400, 10,
-                             timestamp_ms=int(time.time() * 1000) - 60_000)
-        time.sleep(1)  # let it read part of them: the kill should land mid-stream
+        ends_a = _ends(produced)
+        # Records in flight when the job is killed, stamped 20 s ahead so their window is
+        # still open at the kill.
+        now_ms = int(time.time() * 1000)
+        produced |= _produce(kafka_broker.bootstrap, topic, 200, 200, timestamp_ms=now_ms + 20_000)
+        time.sleep(5)  # time to read them (not an assertion: the check below holds either way)
+        # Read but not in a file: the group must not move past them (a reader committing
+        # on its own would have committed everything by now, and B would be lost below).
+        assert _committed(kafka_broker.bootstrap, group, topic) == ends_a
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(timeout=30)
     finally:
         procs.stop_pid(job.pid)
-    produced |= _produce(kafka_broker.bootstrap, topic, 410, 200)
+    produced |= _produce(kafka_broker.bootstrap, topic, 400, 200)
+    # and some 60 s old: behind the watermark once the job has caught up, so their
+    # timer is set in the past and must still fire
+    produced |= _produce(kafka_broker.bootstrap, topic, 600, 10,
+                         timestamp_ms=int(time.time() * 1000) - 60_000)
 
     job = _start_job(runner, kafka_broker.bootstrap, prefix, group, out_dir, log)
     try:
