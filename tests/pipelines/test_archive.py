@@ -111,6 +111,14 @@ def test_written_file_round_trips_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in Path(path).parent.iterdir()] == [Path(path).name]
 
 
+def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path):
+    path = archive_path(str(tmp_path), T0, 0, 0)
+    good = avro_record("radix.events.raw", 0, _buf(0, T0))
+    with pytest.raises(TypeError, match="offset"):
+        write_avro_file(path, load_schema(), [good, {**good, "offset": "not a long"}])
+    assert list(tmp_path.rglob("*.*")) == []
+
+
 def test_archive_options_have_units_and_defaults():
     opts = PipelineOptions([]).view_as(ArchiveOptions)
     assert (opts.file_window_s, opts.consumer_group, opts.codec) == (
