@@ -2,10 +2,12 @@
 
 Builds N collector envelopes like the demo's (distinct ids, users, pages, user agents),
 then writes them as the archive job does (``avro_record`` + ``write_avro_file``: pruning
-fields decoded from each envelope, temp file + rename) with each codec, and as JSONL.
+fields decoded from each envelope, temp file + rename) with each codec, and as JSONL;
+reads each Avro file back with fastavro (the backfill reader's decoding cost).
 Prints ONE JSON line:
 
-    {"bench": "archive", "events": .., "avro_deflate": {"write_rps": .., "bytes_per_event": ..},
+    {"bench": "archive", "events": .., "avro_deflate": {"write_rps": .., "read_rps": ..,
+                                                        "bytes_per_event": ..},
      "avro_null": {...}, "jsonl": {"write_rps": .., "bytes_per_event": ..},
      "jsonl_gzip": {"bytes_per_event": ..}, "deflate_vs_jsonl": .., ...}
 
@@ -26,6 +28,8 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import fastavro
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -68,8 +72,13 @@ def bench_avro(values: list[bytes], directory: str, codec: str) -> dict[str, flo
                                                       Buffered(i, t0_ms + i, b"p1:u", v))
                                           for i, v in enumerate(values)), codec)
     seconds = time.perf_counter() - started
-    return {"write_rps": round(len(values) / seconds), "bytes_per_event": round(size / len(values),
-                                                                                 1)}
+    started = time.perf_counter()
+    with open(path, "rb") as fh:  # what ReadFromAvro does per record, before the Beam step
+        n = sum(1 for _ in fastavro.reader(fh))
+    read_s = time.perf_counter() - started
+    assert n == len(values)
+    return {"write_rps": round(len(values) / seconds), "read_rps": round(n / read_s),
+            "bytes_per_event": round(size / len(values), 1)}
 
 
 def bench_jsonl(values: list[bytes], directory: str) -> dict[str, float]:

@@ -22,6 +22,7 @@ stores publish an object only when its upload completes).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -188,13 +189,18 @@ def write_avro_file(path: str, schema: dict[str, Any], records: Iterable[dict[st
     fh = _CountingWriter(FileSystems.create(tmp, mime_type="application/avro",
                                             compression_type=CompressionTypes.UNCOMPRESSED))
     try:
-        # Sync marker from the name, not random: a replay writes byte-identical files.
-        marker = hashlib.blake2b(path.encode(), digest_size=16).digest()
-        fastavro.writer(fh, fastavro.parse_schema(schema), records, codec=codec,
-                        sync_marker=marker, sync_interval=AVRO_BLOCK_BYTES)
-    finally:
-        fh.close()
-    FileSystems.rename([tmp], [path])  # overwrites a previous attempt's file of this name
+        try:
+            # Sync marker from the name, not random: a replay writes byte-identical files.
+            marker = hashlib.blake2b(path.encode(), digest_size=16).digest()
+            fastavro.writer(fh, fastavro.parse_schema(schema), records, codec=codec,
+                            sync_marker=marker, sync_interval=AVRO_BLOCK_BYTES)
+        finally:
+            fh.close()
+        FileSystems.rename([tmp], [path])  # overwrites a previous attempt's file of this name
+    except Exception:
+        with contextlib.suppress(Exception):  # the original error is the one to raise
+            FileSystems.delete([tmp])
+        raise
     return fh.written
 
 

@@ -112,10 +112,29 @@ def test_written_file_round_trips_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in Path(path).parent.iterdir()] == [Path(path).name]
 
 
+def test_a_failed_write_leaves_neither_file_nor_temporary(tmp_path):
+    path = archive_path(str(tmp_path), T0, 0, 0)
+    good = avro_record("radix.events.raw", 0, _buf(0, T0))
+    with pytest.raises(TypeError, match="offset"):
+        write_avro_file(path, load_schema(), [good, {**good, "offset": "not a long"}])
+    assert list(tmp_path.rglob("*.*")) == []
+
+
 def test_archive_options_have_units_and_defaults():
     opts = PipelineOptions([]).view_as(ArchiveOptions)
     assert (opts.file_window_s, opts.codec) == (3600, "deflate")
     assert read_config(opts).group_id == "radixinsight-archive"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--file_window_s=7"], "divisor of 86400"),
+    (["--consumer_group=radixinsight-streaming"], "must differ"),
+])
+def test_cli_runs_the_archive_job_and_refuses_bad_options_before_starting(args, message):
+    from radixinsight.cli import main
+
+    with pytest.raises(ValueError, match=message):
+        main(["pipeline", "archive", "--runner=direct", *args])
 
 
 # ---------------------------------------------------------------- TestStream
@@ -243,12 +262,12 @@ def _produce(bootstrap: str, topic: str, start: int, n: int,
         producer.close()
 
 
-def _start_job(bootstrap: str, prefix: str, group: str, out_dir: Path, log: Path):
+def _start_job(runner: str, bootstrap: str, prefix: str, group: str, out_dir: Path, log: Path):
     import os
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "archive", "--runner=prism",
+    cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "archive", f"--runner={runner}",
            f"--kafka_bootstrap={bootstrap}", f"--topic_prefix={prefix}",
            f"--consumer_group={group}", f"--output_dir={out_dir}", "--file_window_s=5"]
     with open(log, "ab") as fh:
@@ -312,7 +331,8 @@ def _ends(produced: dict[tuple[int, int], bytes]) -> dict[int, int]:
 
 
 @pytest.mark.integration
-def test_archive_on_prism_keeps_every_record_across_a_kill(kafka_broker, tmp_path):
+@pytest.mark.parametrize("runner", ["prism", pytest.param("flink", marks=pytest.mark.flink)])
+def test_archive_keeps_every_record_across_a_kill(runner, kafka_broker, tmp_path):
     import os
     import signal
     import time
@@ -328,27 +348,34 @@ def test_archive_on_prism_keeps_every_record_across_a_kill(kafka_broker, tmp_pat
     out_dir, log = tmp_path / "archive", tmp_path / "archive.log"
     produced = _produce(kafka_broker.bootstrap, topic, 0, 200)
 
-    job = _start_job(kafka_broker.bootstrap, prefix, group, out_dir, log)
+    job = _start_job(runner, kafka_broker.bootstrap, prefix, group, out_dir, log)
     try:
-        _wait_archived(out_dir, set(produced), job, log)
+        _wait_archived(out_dir, set(produced), job, log, timeout_s=300)
         # the group's offsets move only once the files exist, and then to the end
         assert _wait_committed(kafka_broker.bootstrap, group, topic,
                                _ends(produced)) == _ends(produced)
-        # records in flight when the job is killed: recent ones and some 60 s old,
-        # i.e. late for windows already written
-        produced |= _produce(kafka_broker.bootstrap, topic, 200, 200)
-        produced |= _produce(kafka_broker.bootstrap, topic, 400, 10,
-                             timestamp_ms=int(time.time() * 1000) - 60_000)
-        time.sleep(1)  # let it read part of them: the kill should land mid-stream
+        ends_a = _ends(produced)
+        # Records in flight when the job is killed, stamped 20 s ahead so their window is
+        # still open at the kill.
+        now_ms = int(time.time() * 1000)
+        produced |= _produce(kafka_broker.bootstrap, topic, 200, 200, timestamp_ms=now_ms + 20_000)
+        time.sleep(5)  # time to read them (not an assertion: the check below holds either way)
+        # Read but not in a file: the group must not move past them (a reader committing
+        # on its own would have committed everything by now, and B would be lost below).
+        assert _committed(kafka_broker.bootstrap, group, topic) == ends_a
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(timeout=30)
     finally:
         procs.stop_pid(job.pid)
-    produced |= _produce(kafka_broker.bootstrap, topic, 410, 200)
+    produced |= _produce(kafka_broker.bootstrap, topic, 400, 200)
+    # and some 60 s old: behind the watermark once the job has caught up, so their
+    # timer is set in the past and must still fire
+    produced |= _produce(kafka_broker.bootstrap, topic, 600, 10,
+                         timestamp_ms=int(time.time() * 1000) - 60_000)
 
-    job = _start_job(kafka_broker.bootstrap, prefix, group, out_dir, log)
+    job = _start_job(runner, kafka_broker.bootstrap, prefix, group, out_dir, log)
     try:
-        got = _wait_archived(out_dir, set(produced), job, log)
+        got = _wait_archived(out_dir, set(produced), job, log, timeout_s=300)
         assert _wait_committed(kafka_broker.bootstrap, group, topic,
                                _ends(produced)) == _ends(produced)
     finally:
