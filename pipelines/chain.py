@@ -15,7 +15,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import ChainOptions
-from transforms.dedup import DEFAULT_WINDOW_S, DedupEvents
+from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, DedupEvents
 from transforms.enrichments import EnrichConfig, EnrichEvents
 from transforms.event_time import TOO_LATE, WATERMARKS
 from transforms.identity import LINKS, ResolveIdentity
@@ -77,7 +77,7 @@ class ProcessRawEvents(beam.PTransform):
         parsed = raw | "ParseEnvelopes" >> ParseEnvelopes(cfg.bare_received_at)
         valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(cfg.validate)
         unique = valid.rows | "DedupEvents" >> DedupEvents(cfg.dedup_window_s)
-        enriched = unique | "EnrichEvents" >> EnrichEvents(cfg.enrich)
+        enriched = unique.rows | "EnrichEvents" >> EnrichEvents(cfg.enrich)
         resolved = enriched.rows | "ResolveIdentity" >> ResolveIdentity()
         sessions = resolved.rows | "Sessionize" >> Sessionize(cfg.sessions,
                                                               streaming=self._streaming)
@@ -86,6 +86,7 @@ class ProcessRawEvents(beam.PTransform):
             "bad": (parsed[BAD], valid[BAD], enriched[BAD]) | "AllBadRows" >> beam.Flatten(),
             "identities": resolved[LINKS],
             "sessions": sessions["sessions"],
+            "duplicates": unique[DROPPED],
         }
         if self._streaming:
             out["too_late"] = sessions[TOO_LATE]

@@ -28,6 +28,8 @@ from transforms.event_time import WATERMARK_COLUMNS
 from transforms.identity import IDENTITY_COLUMNS
 from transforms.kafka_source import KafkaReadConfig, ReadFromKafka
 from transforms.live_counts import CountPerWindow
+from transforms.offsets import reports
+from transforms.results import source_of
 from transforms.sessions import SESSION_COLUMNS
 
 EVENT_COLUMNS = (
@@ -86,7 +88,12 @@ def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTran
     # rows the store rejects are dead-lettered like every other bad row
     bad = ((out["bad"], *(pc for s in stored for pc in failed_rows(s)))
            | "AllBadRows" >> beam.Flatten())
-    bad | "WriteInvalid" >> sinks["invalid"]
+    invalid = bad | "WriteInvalid" >> sinks["invalid"]
+    if "offsets" in sinks:
+        # every record ends stored in events or events_invalid, or dropped as a copy
+        ((stored_positions(stored[0]), stored_positions(invalid),
+          out["duplicates"] | "DuplicatePositions" >> beam.FlatMap(_positions))
+         | "DonePositions" >> beam.Flatten() | "CommitOffsets" >> sinks["offsets"])
     if "dlq" in sinks:
         bad | "WriteDeadLetters" >> sinks["dlq"]
     out["completeness"] | "WriteCompleteness" >> sinks["completeness"]
@@ -94,29 +101,28 @@ def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTran
      | "WriteCounts" >> sinks["counts"])
 
 
-def kafka_source(opts: PipelineOptions) -> beam.PTransform:
+def stored_positions(result: Any) -> beam.PCollection:
+    """A sink's reports of stored positions (its main output)."""
+    return result.inserted if isinstance(result, beam.pvalue.DoOutputsTuple) else result
+
+
+def _positions(row: dict[str, Any]) -> list[tuple[tuple[str, int], list[int]]]:
+    return reports([source_of(row)])
+
+
+def read_config(opts: PipelineOptions) -> KafkaReadConfig:
+    """The stream's reader: offsets are committed after the store, not by the reader."""
     opts = opts.view_as(KafkaSourceOptions)
-    cfg = KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
-                          topics=(raw_topic(opts.topic_prefix),),
-                          group_id=opts.consumer_group or "radixinsight-streaming",
-                          start_from=opts.start_from,
-                          idle_resume_s=opts.idle_poll_s,
-                          bundle_budget_s=opts.read_bundle_s)
-    return _KafkaValues(cfg)
+    return KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
+                           topics=(raw_topic(opts.topic_prefix),),
+                           group_id=opts.consumer_group or "radixinsight-streaming",
+                           start_from=opts.start_from, idle_resume_s=opts.idle_poll_s,
+                           bundle_budget_s=opts.read_bundle_s, commit_offsets=False)
 
 
-class _KafkaValues(beam.PTransform):
-    def __init__(self, cfg: KafkaReadConfig) -> None:
-        super().__init__()
-        self._cfg = cfg
-
-    def expand(self, pbegin):
-        return (pbegin | "ReadKafka" >> ReadFromKafka(self._cfg)
-                | "Values" >> beam.Map(_record_value))
-
-
-def _record_value(record: Any) -> bytes:
-    return record.value
+def kafka_source(opts: PipelineOptions) -> beam.PTransform:
+    """KafkaRecords of the raw topic (ParseEnvelopes keeps their positions)."""
+    return ReadFromKafka(read_config(opts))
 
 
 def store_sinks(store: str | None) -> dict[str, beam.PTransform]:
@@ -141,12 +147,14 @@ def run(argv: list[str] | None = None) -> None:
     """Run until cancelled (Ctrl-C or SIGTERM)."""
     from transforms.invalid_rows import dlq_record
     from transforms.kafka_sink import WriteToKafka
+    from transforms.offsets import CommitStoredOffsets
 
     argv = runner_args(list(sys.argv[1:] if argv is None else argv), streaming=True)
     opts = PipelineOptions(argv)
     kafka = opts.view_as(KafkaSourceOptions)
     sinks = store_sinks(opts.view_as(ChainOptions).store)
     sinks["dlq"] = WriteToKafka(kafka.kafka_bootstrap, dlq_topic(kafka.topic_prefix), dlq_record)
+    sinks["offsets"] = CommitStoredOffsets(read_config(opts))
     with beam.Pipeline(options=opts) as p:
         build(p, kafka_source(opts), sinks, opts)
 

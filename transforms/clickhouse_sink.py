@@ -33,7 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from apache_beam.pvalue import TaggedOutput
 
-from transforms.results import bad_row
+from transforms.offsets import reports
+from transforms.results import bad_row, source_of, with_source, without_source
 
 log = logging.getLogger(__name__)
 
@@ -431,8 +432,13 @@ class _WriteFn(beam.DoFn):
                 rejected[built.kept[i]] = [msg]
         for i in sorted(rejected):
             self._m_failed.inc()
+            src = source_of(windowed[i].value)
             yield TaggedOutput(FAILED_ROWS, windowed[i].with_value(
-                rejected_row(rows[i], rejected[i])))
+                with_source(rejected_row(without_source(rows[i]), rejected[i]), src)))
+        # Stream positions of the rows now stored: their Kafka offsets may be committed.
+        for report in reports(source_of(windowed[i].value) for i in range(len(rows))
+                              if i not in rejected):
+            yield windowed[0].with_value(report)
 
     def _insert(self, table: pa.Table) -> None:
         token = dedup_token(table, self._cfg.dedup_key)
@@ -501,7 +507,9 @@ class _WriteFn(beam.DoFn):
 class WriteToClickHouse(beam.PTransform):
     """Insert each element (a row dict, or what ``to_row`` makes of it) into ``table``.
 
-    Returns a tagged result: the main output is empty, ``failed_rows`` carries bad
+    Returns a tagged result: the main output reports the stream positions of stored
+    rows (``((topic, partition), [offsets])``, only for rows that carry one, see
+    transforms/offsets.py), ``failed_rows`` carries bad
     rows (ARCHITECTURE.md) for rows the store rejected, to flatten into the
     dead-letter stream. ``dedup_key`` defaults to ``event_id`` when it is a column.
     """

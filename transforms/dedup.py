@@ -21,6 +21,7 @@ from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Duration
 
 DEFAULT_WINDOW_S = 24 * 3600
+DROPPED = "dropped"  # tagged output: the copies dropped (their stream positions are done)
 
 
 def dedup_key(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -39,6 +40,7 @@ class _FirstCopyFn(beam.DoFn):
                 seen=beam.DoFn.StateParam(SEEN), expire=beam.DoFn.TimerParam(EXPIRE)):
         if seen.read():
             self._dropped.inc()
+            yield beam.pvalue.TaggedOutput(DROPPED, kv[1])  # accounted for, not stored
             return
         seen.write(True)
         expire.set(ts + self._window)
@@ -50,7 +52,8 @@ class _FirstCopyFn(beam.DoFn):
 
 
 class DedupEvents(beam.PTransform):
-    """rows -> rows with at most one copy of each ``event_id`` per ``window_s``."""
+    """rows -> rows with at most one copy of each ``event_id`` per ``window_s`` (main
+    ``rows``) and the dropped copies (``DROPPED``)."""
 
     def __init__(self, window_s: float = DEFAULT_WINDOW_S) -> None:
         super().__init__()
@@ -62,4 +65,4 @@ class DedupEvents(beam.PTransform):
         return (rows
                 | "KeyByEventId" >> beam.Map(dedup_key)
                 | "FirstCopy" >> beam.ParDo(_FirstCopyFn(self._window_s)).with_input_types(
-                    Tuple[str, Any]))
+                    Tuple[str, Any]).with_outputs(DROPPED, main="rows"))

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from transforms.results import bad_row_to_json
+from transforms.results import bad_row_to_json, without_source
 
 INVALID_COLUMNS = (
     "received_at", "project_id", "schema_version", "processor_name", "processor_version",
@@ -40,4 +40,5 @@ def dlq_record(bad: dict[str, Any]) -> tuple[bytes, bytes]:
     """The dead-letter topic's record: keyed by project (when known), the bad row as JSON."""
     partial = bad.get("partial_event") or {}
     project = partial.get("project_id") if isinstance(partial, dict) else None
-    return (project if isinstance(project, str) else "").encode(), bad_row_to_json(bad)
+    return ((project if isinstance(project, str) else "").encode(),
+            bad_row_to_json(without_source(bad)))

@@ -7,7 +7,7 @@ from typing import Any
 import apache_beam as beam
 import orjson
 
-from transforms.results import BAD, bad_row
+from transforms.results import BAD, bad_row, with_source
 
 STAGE = "parse"
 
@@ -47,15 +47,19 @@ class _DecodeFn(beam.DoFn):
     def __init__(self, bare_received_at: str | None) -> None:
         self._bare_received_at = bare_received_at
 
-    def process(self, raw: bytes):
+    def process(self, raw: Any):
+        src = None
+        if not isinstance(raw, bytes | str):  # a KafkaRecord: keep its position
+            src, raw = (raw.topic, raw.partition, raw.offset), raw.value
         try:
-            yield decode_envelope(raw, self._bare_received_at)
+            yield with_source(decode_envelope(raw, self._bare_received_at), src)
         except ParseError as exc:
-            yield beam.pvalue.TaggedOutput(BAD, parse_bad_row(exc, raw))
+            yield beam.pvalue.TaggedOutput(BAD, with_source(parse_bad_row(exc, raw), src))
 
 
 class ParseEnvelopes(beam.PTransform):
-    """bytes -> envelope dicts (main output ``envelopes``) and bad rows (``BAD``).
+    """bytes (or KafkaRecords, whose position is kept) -> envelope dicts (main output
+    ``envelopes``) and bad rows (``BAD``).
 
     ``bare_received_at``: also accept bare events (see ``decode_envelope``).
     """

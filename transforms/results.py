@@ -7,10 +7,14 @@ them on the ``BAD`` tagged output; jobs flatten every such output into one strea
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 BAD = "bad"  # tag of the dead-letter output of every transform
+# A row's Kafka position (topic, partition, offset) in the stream; not a column. Carried
+# from the reader to the sinks so offsets are committed only once stored (offsets.py).
+SRC = "_src"
 BAD_ROW_SCHEMA_VERSION = 1
 PROCESSOR_NAME = "radixinsight"
 
@@ -43,3 +47,19 @@ def bad_row(stage: str, failure_type: str, messages: list[str], payload_raw: byt
 
 def bad_row_to_json(row: dict[str, Any]) -> bytes:
     return json.dumps(row, separators=(",", ":"), default=str).encode()
+
+
+def source_of(element: Any) -> tuple[str, int, int] | None:
+    return element.get(SRC) if isinstance(element, dict) else None
+
+
+def with_source(row: dict[str, Any], src: tuple[str, int, int] | None) -> dict[str, Any]:
+    """``row`` carrying ``src``; rows of batch jobs have none and stay as they are."""
+    if src is not None:
+        row[SRC] = src
+    return row
+
+
+def without_source(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The element as it came in, for a bad row's payload: no stream position."""
+    return {k: v for k, v in d.items() if k != SRC}

@@ -26,7 +26,7 @@ import orjson
 
 from collector.projects import Project
 from transforms.event_types import categorize
-from transforms.results import BAD, bad_row
+from transforms.results import BAD, bad_row, source_of, with_source, without_source
 
 STAGE = "validate"
 EVENT_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "event.schema.json"
@@ -204,7 +204,8 @@ def _url_path(url: str) -> str:
 
 
 def validate_bad_row(exc: ValidationError, env: Mapping[str, Any]) -> dict[str, Any]:
-    return bad_row(STAGE, exc.failure_type, exc.messages, orjson.dumps(env), exc.partial,
+    return bad_row(STAGE, exc.failure_type, exc.messages, orjson.dumps(without_source(env)),
+                   exc.partial,
                    _optional_time(env.get("received_at")))
 
 
@@ -213,10 +214,11 @@ class _ValidateFn(beam.DoFn):
         self._cfg = cfg
 
     def process(self, env: dict[str, Any]):
+        src = source_of(env)
         try:
-            yield validate_envelope(env, self._cfg)
+            yield with_source(validate_envelope(env, self._cfg), src)
         except ValidationError as exc:
-            yield beam.pvalue.TaggedOutput(BAD, validate_bad_row(exc, env))
+            yield beam.pvalue.TaggedOutput(BAD, with_source(validate_bad_row(exc, env), src))
 
 
 class ValidateEvents(beam.PTransform):

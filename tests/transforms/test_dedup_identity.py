@@ -13,7 +13,7 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
 
-from transforms.dedup import DedupEvents
+from transforms.dedup import DROPPED, DedupEvents
 from transforms.identity import LINKS, ResolveIdentity, identity_key, resolve
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -64,8 +64,10 @@ def test_dedup_drops_later_copies_of_an_event_id():
               .add_elements([TimestampedValue(dict(a), 25), TimestampedValue(dict(b), 25)])
               .advance_watermark_to_infinity())
     with streaming() as p:
-        out = p | stream | DedupEvents(window_s=3600) | beam.Map(lambda r: r["event_id"].int)
-        assert_that(out, equal_to([1, 2]))
+        out = p | stream | DedupEvents(window_s=3600)
+        assert_that(out.rows | beam.Map(lambda r: r["event_id"].int), equal_to([1, 2]))
+        assert_that(out[DROPPED] | "Dropped" >> beam.Map(lambda r: r["event_id"].int),
+                    equal_to([1, 2]), label="Dropped")
 
 
 def test_dedup_forgets_after_its_window():
@@ -76,8 +78,8 @@ def test_dedup_forgets_after_its_window():
               .add_elements([TimestampedValue(dict(a), 210)])
               .advance_watermark_to_infinity())
     with streaming() as p:
-        out = p | stream | DedupEvents(window_s=60) | beam.Map(lambda r: r["event_id"].int)
-        assert_that(out, equal_to([1, 1]))
+        out = p | stream | DedupEvents(window_s=60)
+        assert_that(out.rows | beam.Map(lambda r: r["event_id"].int), equal_to([1, 1]))
 
 
 def test_identify_resolves_later_anonymous_events_and_refuses_a_second_user():

@@ -13,7 +13,7 @@ from typing import Any
 import apache_beam as beam
 
 from transforms.enrichments.base import EnrichmentConfig, EnrichmentError
-from transforms.results import BAD, bad_row
+from transforms.results import BAD, bad_row, source_of, with_source, without_source
 
 STAGE = "enrich"
 # Keys enrichments pass to later ones that are not ``events`` columns.
@@ -73,7 +73,8 @@ def enrich_row(row: Mapping[str, Any], chain: Opened) -> dict[str, Any]:
 
 
 def enrich_bad_row(exc: EnrichmentError, row: Mapping[str, Any]) -> dict[str, Any]:
-    return bad_row(STAGE, "enrichment_failed", str(exc).split("; "), _row_json(row), dict(row),
+    row = without_source(row)
+    return bad_row(STAGE, "enrichment_failed", str(exc).split("; "), _row_json(row), row,
                    row.get("received_at"))
 
 
@@ -89,7 +90,8 @@ class _EnrichFn(beam.DoFn):
         try:
             yield enrich_row(row, self._chain)
         except EnrichmentError as exc:
-            yield beam.pvalue.TaggedOutput(BAD, enrich_bad_row(exc, row))
+            yield beam.pvalue.TaggedOutput(BAD, with_source(enrich_bad_row(exc, row),
+                                                            source_of(row)))
 
 
 def _row_json(row: Mapping[str, Any]) -> bytes:
