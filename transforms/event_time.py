@@ -123,7 +123,8 @@ class GateLateEvents(beam.PTransform):
 
     def expand(self, rows):
         return (rows
-                | "StampEventTime" >> beam.Map(stamp_event_time)
+                | "StampEventTime" >> beam.Map(stamp_event_time).with_output_types(
+                    Tuple[str, Any])
                 | "Gate" >> beam.ParDo(_GateFn(self._cfg)).with_input_types(Tuple[str, Any])
                 .with_outputs(
                     TOO_LATE, WATERMARKS, main="rows"))

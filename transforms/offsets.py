@@ -88,5 +88,11 @@ class CommitStoredOffsets(beam.PTransform):
         self._cfg = cfg
 
     def expand(self, reports):
-        return reports | "Commit" >> beam.ParDo(_CommitFn(self._cfg)).with_input_types(
-            Tuple[Tuple[str, int], Any])
+        return (reports
+                | "Typed" >> beam.Map(_report).with_output_types(Tuple[Tuple[str, int], Any])
+                | "Commit" >> beam.ParDo(_CommitFn(self._cfg)))
+
+
+def _report(report: Report) -> Report:
+    """Identity with a type: the committer's key coder must be deterministic."""
+    return report

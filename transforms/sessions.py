@@ -229,7 +229,7 @@ class Sessionize(beam.PTransform):
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
-            | "ToRow" >> beam.Map(_to_row)
+            | "ToRow" >> beam.Map(_to_row).with_output_types(Tuple[Tuple[str, str], Any])
             | "Rewindow" >> beam.WindowInto(window.GlobalWindows())
             | "Supersede" >> beam.ParDo(_SupersedeFn(cfg.gap_s + lateness)).with_input_types(
                 Tuple[Tuple[str, str], Any]))
