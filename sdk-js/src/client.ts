@@ -128,7 +128,7 @@ export function createClient(): RadixInsightApi {
     blocked = !!cfg.respectDoNotTrack && (nav.doNotTrack == '1' || nav.globalPrivacyControl == true);
     ready = true;
     addEventListener('pagehide', () => hide(true));
-    addEventListener('visibilitychange', () => document.visibilityState == 'hidden' && hide());
+    document.addEventListener('visibilitychange', () => document.visibilityState == 'hidden' && hide());
     addEventListener('pageshow', (e) => e.persisted && box.touch()); // back from the back/forward cache
     setInterval(() => {
       box.touch();

@@ -9,6 +9,8 @@ export interface Request {
   url: string;
   headers: Record<string, string>;
   events: Sent[];
+  /** The fake collector's answer (0: network error); beacons get none. */
+  status?: number;
 }
 type Reply = number | [number, Record<string, string>] | 'network-error';
 
@@ -21,6 +23,10 @@ export const collector = {
   /** Every event received, by fetch or beacon. */
   events(): Sent[] {
     return [...this.requests, ...this.beacons].flatMap((r) => r.events);
+  },
+  /** Events the collector accepted (2xx) or got by beacon. */
+  delivered(): Sent[] {
+    return [...this.requests.filter((r) => r.status! >= 200 && r.status! < 300), ...this.beacons].flatMap((r) => r.events);
   },
 };
 
@@ -41,6 +47,12 @@ export const wait = (ms = 0) => vi.advanceTimersByTimeAsync(ms);
 
 export const pagehide = () => window.dispatchEvent(new Event('pagehide'));
 
+/** The page unloads (pagehide) and its scripts stop: the SDK instances so far are gone. */
+export const reload = () => {
+  pagehide();
+  vi.clearAllTimers();
+};
+
 beforeEach(() => {
   vi.useFakeTimers({ now: Date.parse('2026-11-25T10:00:00Z') });
   localStorage.clear();
@@ -52,14 +64,15 @@ beforeEach(() => {
   vi.stubGlobal(
     'fetch',
     vi.fn(async (url: string, init: RequestInit) => {
+      const reply = collector.replies.shift() ?? 202;
+      const [status, headers] = typeof reply == 'number' ? [reply, {}] : reply == 'network-error' ? [0, {}] : reply;
       collector.requests.push({
         url,
         headers: { ...(init.headers as Record<string, string>) },
         events: JSON.parse(init.body as string),
+        status,
       });
-      const reply = collector.replies.shift() ?? 202;
-      if (reply == 'network-error') throw new TypeError('Failed to fetch');
-      const [status, headers] = typeof reply == 'number' ? [reply, {}] : reply;
+      if (!status) throw new TypeError('Failed to fetch');
       return new Response(status == 202 ? '{"accepted":1}' : '{}', { status, headers });
     }),
   );
