@@ -99,6 +99,37 @@ const offline = () =>
     return { attempted: [...attempted], stored, aborts: abortsOffline, accepted: accepted() };
   });
 
+/**
+ * Two tabs of one site, offline, each with its own queued events; one tab closes, the network comes
+ * back: the open tab sends its own events and the closed tab's, and each event arrives once.
+ */
+const tabs = () =>
+  withBrowser(async (context, accepted) => {
+    const attempted = new Set();
+    await context.route(COLLECT, (route) => {
+      for (const e of JSON.parse(route.request().postData())) attempted.add(e.event_id);
+      return route.abort('internetdisconnected');
+    });
+    const url = pageUrl({ batchSize: 50, batchInterval: 1000 });
+    const [first, second] = [await context.newPage(), await context.newPage()];
+    await first.goto(url);
+    await second.goto(url);
+    await first.evaluate(() => {
+      for (let seq = 0; seq < 5; seq++) RadixInsight.track('tab_event', { seq, tab: 'first' });
+    });
+    await second.evaluate(() => {
+      for (let seq = 5; seq < 10; seq++) RadixInsight.track('tab_event', { seq, tab: 'second' });
+    });
+    // The first failure sets a retry time shared by the tabs, so the second may not have tried yet.
+    await until('a failed send', () => attempted.size >= 5);
+    const stored = await second.evaluate(() => Object.keys(localStorage).filter((k) => k.includes('_q.')).length);
+    await first.close({ runBeforeUnload: true }); // pagehide: its queue is left to the open tab
+    await context.unroute(COLLECT);
+    await until('10 events accepted', () => accepted() >= 10, 90_000);
+    await second.waitForTimeout(3000);
+    return { accepted: accepted(), queues_before_close: stored };
+  });
+
 /** A page unload delivers the queued tail by sendBeacon; the next page does not send it again. */
 const beacon = () =>
   withBrowser(async (context, accepted) => {
@@ -116,5 +147,5 @@ const beacon = () =>
     return { accepted_by_fetch: accepted() };
   });
 
-const result = { design: await design(), offline: await offline(), beacon: await beacon() };
+const result = { design: await design(), offline: await offline(), tabs: await tabs(), beacon: await beacon() };
 console.log(JSON.stringify(result));

@@ -98,8 +98,9 @@ export function createClient(): RadixInsightApi {
 
   /** The page is hidden or going away: hand the queue to sendBeacon, which outlives the page. */
   const hide = (leaving?: boolean) => {
-    // After a failure the beacon would likely be lost too: keep the events stored for the next page.
-    if (!off() && !failures && navigator.onLine !== false && Date.now() >= notBefore() && navigator.sendBeacon) {
+    // While a send of any tab has failed and not yet succeeded (`n` is set), a beacon would likely be
+    // lost too: keep the events stored for the next page instead.
+    if (!off() && !kv.get(prefix + 'n') && navigator.onLine !== false && navigator.sendBeacon) {
       const url = cfg.apiKey
         ? cfg.endpoint + (cfg.endpoint.includes('?') ? '&' : '?') + 'api_key=' + encodeURIComponent(cfg.apiKey)
         : cfg.endpoint;

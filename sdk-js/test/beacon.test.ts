@@ -46,6 +46,22 @@ describe('unload', () => {
     expect(collector.delivered().map((e) => e.event_name)).toEqual(['a', 'b']);
   });
 
+  test("another tab's failed send also keeps this tab from beaconing", async () => {
+    const failing = tab({ batchInterval: 60_000 });
+    const other = tab({ batchInterval: 60_000 });
+    collector.replies = ['network-error'];
+    failing.track('a');
+    await failing.flush();
+    other.track('b');
+    await wait(70_000); // past the retry time: the failure is still unresolved
+    collector.replies = [];
+    reload();
+    expect(collector.beacons).toHaveLength(0);
+    tab({ batchInterval: 1000 });
+    await wait(2000);
+    expect(collector.delivered().map((e) => e.event_name).sort()).toEqual(['a', 'b']);
+  });
+
   test('a refused beacon keeps the rest of the queue for the next page', async () => {
     const sdk = tab({ batchInterval: 60_000 });
     sdk.track('a');

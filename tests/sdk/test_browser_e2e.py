@@ -3,7 +3,7 @@
 A test-only ASGI app serves the page (the published loader snippet), the built IIFE and,
 on the same origin, ``POST /collect`` by the real collector app: the collector on this
 branch has no CORS yet, and the page passes ``apiKey``. ``sdk-js/e2e/browser.mjs`` drives
-Chromium through three scenarios and reports what it saw; these tests check what reached Kafka.
+Chromium through four scenarios and reports what it saw; these tests check what reached Kafka.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ SDK = Path(__file__).resolve().parents[2] / "sdk-js"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PROJECT = "internal-crm"  # the design example's project
 KEY = "rk_browser_e2e"
+TOTAL = 2 + 15 + 10 + 4  # events of the four scenarios
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -117,7 +118,7 @@ def run(kafka_broker: Any, dist: Path) -> Iterator[Run]:
                               text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-4000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    yield Run(seen, consume(kafka_broker.bootstrap, f"{prefix}.events.raw", 2 + 15 + 4), log)
+    yield Run(seen, consume(kafka_broker.bootstrap, f"{prefix}.events.raw", TOTAL), log)
 
 
 def named(run: Run, *names: str) -> list[dict[str, Any]]:
@@ -164,6 +165,17 @@ def test_offline_then_reload_then_online_delivers_every_event_exactly_once(run: 
     assert seen["accepted"] == 15  # 202s in this browser: exactly its 15 events
 
 
+def test_closed_tab_queue_is_sent_once_by_the_open_tab(run: Run) -> None:
+    events = [env["event"] for env in named(run, "tab_event")]
+    assert sorted(e["properties"]["seq"] for e in events) == list(range(10))
+    assert len({e["event_id"] for e in events}) == 10
+    assert {e["properties"]["tab"] for e in events} == {"first", "second"}
+    # Tabs share the anonymous id and the session.
+    assert len({(e["user"]["anonymous_id"], e["user"]["session_id"]) for e in events}) == 1
+    assert run.seen["tabs"]["accepted"] == 10
+    assert run.seen["tabs"]["queues_before_close"] == 2  # one stored queue per tab
+
+
 def test_page_unload_delivers_the_tail_by_beacon_once(run: Run) -> None:
     events = [env["event"] for env in named(run, "tail_event")]
     assert sorted(e["properties"]["seq"] for e in events) == [0, 1, 2, 3]
@@ -175,4 +187,4 @@ def test_page_unload_delivers_the_tail_by_beacon_once(run: Run) -> None:
 
 def test_every_event_is_in_kafka_once(run: Run) -> None:
     ids = Counter(env["event"]["event_id"] for env in run.events)
-    assert len(ids) == 2 + 15 + 4 and set(ids.values()) == {1}
+    assert len(ids) == TOTAL and set(ids.values()) == {1}
