@@ -8,7 +8,7 @@ import { uuid } from './uuid';
 
 const MAX_BATCH_EVENTS = 100; // per request; the collector takes up to 500
 const MAX_BATCH_CHARS = 5e5; // per request; the collector takes 5 MB
-const MAX_EVENT_CHARS = 1e5; // the collector refuses events over 100 KB
+const MAX_EVENT_BYTES = 1e5; // the collector refuses events over 100 KiB (UTF-8); room left for sent_at
 const BEACON_EVENTS = 20; // per beacon: a page may have only 64 KB of beacons in flight
 
 type Config = Required<Pick<Options, 'batchSize' | 'batchInterval' | 'sessionTimeout' | 'maxQueueSize'>> & Options;
@@ -49,7 +49,7 @@ export function createClient(): RadixInsightApi {
       context: browserContext(),
       properties: { ...properties },
     };
-    if (JSON.stringify(event).length > MAX_EVENT_CHARS) return log('dropped, over 100 KB:', name);
+    if (new TextEncoder().encode(JSON.stringify(event)).length > MAX_EVENT_BYTES) return log('dropped, over 100 KB:', name);
     log('queued', event);
     if (box.add(event) >= cfg.batchSize) setTimeout(send);
   };

@@ -70,6 +70,7 @@ describe('event shape', () => {
   test('an event over the collector limit of 100 KB is dropped, others go', async () => {
     const sdk = tab();
     sdk.track('huge', { blob: 'x'.repeat(100_001) });
+    sdk.track('huge in UTF-8', { blob: 'é'.repeat(50_001) }); // 50 001 characters, 100 002 bytes
     sdk.track('small');
     await sdk.flush();
     expect(collector.events().map((e) => e.event_name)).toEqual(['small']);
