@@ -1,20 +1,22 @@
 // End-to-end driver: real Chromium (playwright-core) against a page served with the built SDK and
 // the real collector on one origin. Run by tests/sdk/test_browser_e2e.py, which owns the servers and
 // Kafka and checks what arrived; this script drives the browser and prints ONE JSON line of what it
-// saw. Usage: node e2e/browser.mjs '{"base": "http://127.0.0.1:PORT", "projectId": "...", "apiKey": "..."}'
+// saw. Usage: node e2e/browser.mjs '{"base": "http://127.0.0.1:PORT", "sdk": {"projectId": "...", "apiKey": "..."}}'
+// `base` serves the page (`/?opts=<init options as JSON>`), `/empty` and `/log` (the /collect requests
+// seen); `sdk` is merged into every page's init options (its endpoint defaults to `base`/collect).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const { base, projectId, apiKey } = JSON.parse(process.argv[2]);
+const { base, sdk } = JSON.parse(process.argv[2]);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // Without the background-networking flags Chromium keeps dialling Google hosts the closed network refuses.
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const COLLECT = '**/collect**';
 
-const pageUrl = (options) => `${base}/?opts=${encodeURIComponent(JSON.stringify({ projectId, apiKey, ...options }))}`;
+const pageUrl = (options) => `${base}/?opts=${encodeURIComponent(JSON.stringify({ ...sdk, ...options }))}`;
 
 async function until(what, check, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
@@ -123,8 +125,9 @@ const tabs = () =>
     // The first failure sets a retry time shared by the tabs, so the second may not have tried yet.
     await until('a failed send', () => attempted.size >= 5);
     const stored = await second.evaluate(() => Object.keys(localStorage).filter((k) => k.includes('_q.')).length);
-    await first.close({ runBeforeUnload: true }); // pagehide: its queue is left to the open tab
-    await context.unroute(COLLECT);
+    // runBeforeUnload: a close with pagehide (its queue is left to the open tab); it does not wait.
+    await Promise.all([first.waitForEvent('close'), first.close({ runBeforeUnload: true })]);
+    await context.unrouteAll({ behavior: 'ignoreErrors' }); // a handler may still answer for the closed tab
     await until('10 events accepted', () => accepted() >= 10, 90_000);
     await second.waitForTimeout(3000);
     return { accepted: accepted(), queues_before_close: stored };
@@ -147,5 +150,10 @@ const beacon = () =>
     return { accepted_by_fetch: accepted() };
   });
 
-const result = { design: await design(), offline: await offline(), tabs: await tabs(), beacon: await beacon() };
+const result = { ms: {} };
+for (const [name, scenario] of Object.entries({ design, offline, tabs, beacon })) {
+  const start = Date.now();
+  result[name] = await scenario();
+  result.ms[name] = Date.now() - start;
+}
 console.log(JSON.stringify(result));

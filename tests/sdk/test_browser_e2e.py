@@ -113,7 +113,7 @@ def run(kafka_broker: Any, dist: Path) -> Iterator[Run]:
     cfg = CollectorConfig(kafka_broker.bootstrap, registry, topic_prefix=prefix)
     log: list[dict[str, Any]] = []
     with serving(site(create_app(cfg), dist, log)) as base:
-        args = json.dumps({"base": base, "projectId": PROJECT, "apiKey": KEY})
+        args = json.dumps({"base": base, "sdk": {"projectId": PROJECT, "apiKey": KEY}})
         proc = subprocess.run(["node", "e2e/browser.mjs", args], cwd=SDK, capture_output=True,
                               text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-4000:]
