@@ -9,6 +9,7 @@ import { uuid } from './uuid';
 const MAX_BATCH_EVENTS = 100; // per request; the collector takes up to 500
 const MAX_BATCH_CHARS = 5e5; // per request; the collector takes 5 MB
 const MAX_EVENT_BYTES = 1e5; // the collector refuses events over 100 KiB (UTF-8); room left for sent_at
+const REQUEST_TIMEOUT_MS = 3e4;
 const BEACON_EVENTS = 20; // per beacon: a page may have only 64 KB of beacons in flight
 
 type Config = Required<Pick<Options, 'batchSize' | 'batchInterval' | 'sessionTimeout' | 'maxQueueSize'>> & Options;
@@ -76,6 +77,7 @@ export function createClient(): RadixInsightApi {
           method: 'POST',
           body: body(batch), // text/plain: a CORS "simple" request when keyless, no preflight
           headers: cfg.apiKey ? { 'X-API-Key': cfg.apiKey } : {},
+          signal: AbortSignal.timeout?.(REQUEST_TIMEOUT_MS), // a stalled request must not stop sending
         });
         status = response.status;
         if (status == 429 || status == 503) wait = retryAfter(response.headers.get('Retry-After'), Date.now());

@@ -1,4 +1,4 @@
-import { describe, expect, test } from 'vitest';
+import { describe, expect, test, vi } from 'vitest';
 import { backoff, retryAfter } from '../src/backoff';
 import { collector, tab, wait } from './harness';
 
@@ -109,6 +109,31 @@ describe('backoff and retries', () => {
     expect(collector.requests).toHaveLength(1);
     await wait(2000);
     expect(collector.events().map((e) => e.event_name).sort()).toEqual(['a', 'a', 'b']);
+  });
+
+  test('a request with no answer is abandoned after 30 s and retried', async () => {
+    const sdk = tab({ batchInterval: 600_000 });
+    const timeouts: number[] = [];
+    const controllers: AbortController[] = [];
+    vi.spyOn(AbortSignal, 'timeout').mockImplementation((ms) => {
+      timeouts.push(ms);
+      const c = new AbortController();
+      controllers.push(c);
+      setTimeout(() => c.abort(new DOMException('timeout', 'TimeoutError')), ms);
+      return c.signal;
+    });
+    const stalled = vi.fn(
+      (_url: string, init: RequestInit) =>
+        new Promise<Response>((_resolve, reject) => init.signal!.addEventListener('abort', () => reject(init.signal!.reason))),
+    );
+    vi.stubGlobal('fetch', stalled);
+    sdk.track('a');
+    void sdk.flush();
+    await wait(29_999);
+    expect(stalled).toHaveBeenCalledTimes(1);
+    await wait(1 + 1000); // abandoned, then the first backoff (at most 1 s)
+    expect(stalled).toHaveBeenCalledTimes(2);
+    expect(timeouts).toEqual([30_000, 30_000]);
   });
 
   test.each([500, 502])('%i is retried', async (status) => {
