@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 # Reinstall the venv whenever the pins change.
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup toolchain run test test-fast lint bench clean constraints
+.PHONY: setup toolchain run test test-fast lint bench clean constraints sdk-test chromium
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -28,8 +28,22 @@ run: setup
 lint: setup
 	$(BIN)/ruff check .
 
-test: toolchain lint
+test: toolchain lint sdk-test chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# JS SDK: npm ci from the committed lock (again only when it changes), type check, build,
+# unit tests (vitest + happy-dom) and the size gate. Its browser e2e runs under pytest.
+SDK_STAMP := sdk-js/node_modules/.installed-$(shell sha1sum sdk-js/package-lock.json 2>/dev/null | cut -c1-12)
+$(SDK_STAMP): sdk-js/package-lock.json
+	cd sdk-js && npm ci --no-audit --no-fund
+	@touch $@
+
+sdk-test: $(SDK_STAMP)
+	cd sdk-js && npm run -s typecheck && npm run -s build && npm test && npm run -s size
+
+# Debian's Chromium for the SDK e2e (playwright-core drives /usr/bin/chromium; no browser download).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 test-fast: setup
 	$(BIN)/pytest -m "not integration and not e2e and not flink" $(PYTEST_ARGS)

@@ -1,0 +1,159 @@
+// End-to-end driver: real Chromium (playwright-core) against a page served with the built SDK and
+// the real collector on one origin. Run by tests/sdk/test_browser_e2e.py, which owns the servers and
+// Kafka and checks what arrived; this script drives the browser and prints ONE JSON line of what it
+// saw. Usage: node e2e/browser.mjs '{"base": "http://127.0.0.1:PORT", "sdk": {"projectId": "...", "apiKey": "..."}}'
+// `base` serves the page (`/?opts=<init options as JSON>`), `/empty` and `/log` (the /collect requests
+// seen); `sdk` is merged into every page's init options (its endpoint defaults to `base`/collect).
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const { base, sdk } = JSON.parse(process.argv[2]);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Without the background-networking flags Chromium keeps dialling Google hosts the closed network refuses.
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const COLLECT = '**/collect**';
+
+const pageUrl = (options) => `${base}/?opts=${encodeURIComponent(JSON.stringify({ ...sdk, ...options }))}`;
+
+async function until(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A browser with a fresh profile (its own --user-data-dir), closed and deleted afterwards. */
+async function withBrowser(scenario) {
+  const dir = mkdtempSync(join(tmpdir(), 'ri-chromium-'));
+  const context = await chromium.launchPersistentContext(dir, { executablePath: CHROMIUM, headless: true, args: ARGS });
+  let accepted = 0; // events the collector answered 202 for, over fetch
+  context.on('response', async (r) => {
+    if (r.url().includes('/collect') && r.status() == 202) accepted += (await r.json()).accepted;
+  });
+  try {
+    return await scenario(context, () => accepted);
+  } finally {
+    await context.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The design's example (section 3.1), as written, on a page that loads the SDK with the loader snippet. */
+const design = () =>
+  withBrowser(async (context, accepted) => {
+    const page = await context.newPage();
+    await page.goto(pageUrl({ batchSize: 10, batchInterval: 5000, debug: false }));
+    const seen = await page.evaluate(() => {
+      RadixInsight.identify('user-123', { email: 'user@company.com', department: 'Sales', role: 'Manager' });
+      RadixInsight.track('button_click', { button_id: 'submit-form', form_id: 'lead-capture', page_section: 'hero' });
+      return {
+        url: location.href,
+        title: document.title,
+        user_agent: navigator.userAgent,
+        locale: navigator.language,
+        timezone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+        screen: { width: screen.width, height: screen.height },
+      };
+    });
+    await until('2 events accepted', () => accepted() >= 2, 20_000); // the 5 s batch interval
+    return seen;
+  });
+
+/**
+ * Offline: the collector route is aborted, events queue, the page reloads (more events), the network
+ * comes back. Every event must then arrive exactly once, with the ids of the failed attempts.
+ */
+const offline = () =>
+  withBrowser(async (context, accepted) => {
+    const attempted = new Set();
+    let aborts = 0;
+    await context.route(COLLECT, (route) => {
+      for (const e of JSON.parse(route.request().postData())) attempted.add(e.event_id);
+      aborts++;
+      return route.abort('internetdisconnected');
+    });
+    const page = await context.newPage();
+    const url = pageUrl({ batchSize: 5, batchInterval: 1000 });
+    await page.goto(url);
+    await page.evaluate(() => {
+      for (let seq = 0; seq < 12; seq++) RadixInsight.track('offline_event', { seq });
+    });
+    await until('a failed send', () => aborts > 0);
+    await page.reload();
+    await page.evaluate(() => {
+      for (let seq = 12; seq < 15; seq++) RadixInsight.track('offline_event', { seq });
+    });
+    // The reloaded page takes over the first page's stored events and retries them with its own.
+    await until('all 15 events attempted', () => attempted.size == 15);
+    const stored = await page.evaluate(() =>
+      Object.keys(localStorage)
+        .filter((k) => k.includes('_q.'))
+        .flatMap((k) => JSON.parse(localStorage.getItem(k)).e.map((e) => e.event_id)),
+    );
+    const abortsOffline = aborts;
+    await context.unroute(COLLECT);
+    await until('15 events accepted', () => accepted() >= 15, 90_000); // backoff: at most 60 s
+    await page.waitForTimeout(3000); // three more ticks: nothing may be sent again
+    return { attempted: [...attempted], stored, aborts: abortsOffline, accepted: accepted() };
+  });
+
+/**
+ * Two tabs of one site, offline, each with its own queued events; one tab closes, the network comes
+ * back: the open tab sends its own events and the closed tab's, and each event arrives once.
+ */
+const tabs = () =>
+  withBrowser(async (context, accepted) => {
+    const attempted = new Set();
+    await context.route(COLLECT, (route) => {
+      for (const e of JSON.parse(route.request().postData())) attempted.add(e.event_id);
+      return route.abort('internetdisconnected');
+    });
+    const url = pageUrl({ batchSize: 50, batchInterval: 1000 });
+    const [first, second] = [await context.newPage(), await context.newPage()];
+    await first.goto(url);
+    await second.goto(url);
+    await first.evaluate(() => {
+      for (let seq = 0; seq < 5; seq++) RadixInsight.track('tab_event', { seq, tab: 'first' });
+    });
+    await second.evaluate(() => {
+      for (let seq = 5; seq < 10; seq++) RadixInsight.track('tab_event', { seq, tab: 'second' });
+    });
+    // The first failure sets a retry time shared by the tabs, so the second may not have tried yet.
+    await until('a failed send', () => attempted.size >= 5);
+    const stored = await second.evaluate(() => Object.keys(localStorage).filter((k) => k.includes('_q.')).length);
+    // runBeforeUnload: a close with pagehide (its queue is left to the open tab); it does not wait.
+    await Promise.all([first.waitForEvent('close'), first.close({ runBeforeUnload: true })]);
+    await context.unrouteAll({ behavior: 'ignoreErrors' }); // a handler may still answer for the closed tab
+    await until('10 events accepted', () => accepted() >= 10, 90_000);
+    await second.waitForTimeout(3000);
+    return { accepted: accepted(), queues_before_close: stored };
+  });
+
+/** A page unload delivers the queued tail by sendBeacon; the next page does not send it again. */
+const beacon = () =>
+  withBrowser(async (context, accepted) => {
+    const page = await context.newPage();
+    const options = { batchSize: 50, batchInterval: 60_000 };
+    await page.goto(pageUrl(options));
+    await page.evaluate(() => {
+      for (let seq = 0; seq < 4; seq++) RadixInsight.track('tail_event', { seq });
+    });
+    const before = (await (await fetch(base + '/log')).json()).length;
+    await page.goto(base + '/empty'); // pagehide
+    await until('the beacon', async () => (await (await fetch(base + '/log')).json()).length > before, 10_000);
+    await page.goto(pageUrl({ ...options, batchInterval: 500 }));
+    await page.waitForTimeout(2000);
+    return { accepted_by_fetch: accepted() };
+  });
+
+const result = { ms: {} };
+for (const [name, scenario] of Object.entries({ design, offline, tabs, beacon })) {
+  const start = Date.now();
+  result[name] = await scenario();
+  result.ms[name] = Date.now() - start;
+}
+console.log(JSON.stringify(result));
