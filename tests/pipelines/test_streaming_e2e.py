@@ -53,7 +53,8 @@ def run_stream_job(runner: str, bootstrap: str, store: str, prefix: str, log: Pa
     cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "stream", f"--runner={runner}",
            f"--projects={projects}",
            f"--kafka_bootstrap={bootstrap}", f"--store={store}", f"--topic_prefix={prefix}",
-           "--count_window_s=5", "--session_gap_s=120", "--watermark_tick_s=2"]
+           "--count_window_s=5", "--session_gap_s=120", "--watermark_tick_s=2",
+           "--session_lateness_s=7200"]
     with open(log, "wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
                                 start_new_session=True, env=os.environ.copy())
