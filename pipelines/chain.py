@@ -76,9 +76,11 @@ class ProcessRawEvents(beam.PTransform):
         cfg = self._cfg
         parsed = raw | "ParseEnvelopes" >> ParseEnvelopes(cfg.bare_received_at)
         valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(cfg.validate)
-        unique = valid.rows | "DedupEvents" >> DedupEvents(cfg.dedup_window_s)
+        unique = valid.rows | "DedupEvents" >> DedupEvents(cfg.dedup_window_s,
+                                                           streaming=self._streaming)
         enriched = unique.rows | "EnrichEvents" >> EnrichEvents(cfg.enrich)
-        resolved = enriched.rows | "ResolveIdentity" >> ResolveIdentity()
+        resolved = enriched.rows | "ResolveIdentity" >> ResolveIdentity(
+            streaming=self._streaming)
         sessions = resolved.rows | "Sessionize" >> Sessionize(cfg.sessions,
                                                               streaming=self._streaming)
         out = {

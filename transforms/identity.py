@@ -94,14 +94,46 @@ class _ResolveFn(beam.DoFn):
         linked_state.clear()
 
 
-class ResolveIdentity(beam.PTransform):
-    """rows -> rows with ``resolved_user_id`` (main ``rows``) and link rows (``LINKS``)."""
+def resolve_in_order(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]],
+                                                        list[dict[str, Any]]]:
+    """One browser's events in event-time order -> (resolved rows, link rows)."""
+    linked, out, links = None, [], []
+    for row in sorted(rows, key=lambda r: r["timestamp"]):
+        resolved, link, linked = resolve(row, linked)
+        out.append({**row, "resolved_user_id": resolved})
+        if link is not None:
+            links.append(link)
+    return out, links
 
-    def __init__(self, state_ttl_s: float = DEFAULT_STATE_TTL_S) -> None:
+
+class _ResolveGroupFn(beam.DoFn):
+    def process(self, kv: tuple[tuple[str, str], list[dict[str, Any]]]):
+        rows, links = resolve_in_order(list(kv[1]))
+        yield from rows
+        for link in links:
+            yield beam.pvalue.TaggedOutput(LINKS, link)
+
+
+class ResolveIdentity(beam.PTransform):
+    """rows -> rows with ``resolved_user_id`` (main ``rows``) and link rows (``LINKS``).
+
+    ``streaming=False`` (backfills): each browser's events are grouped and resolved in
+    event-time order, so an identify resolves the browser's later events whatever
+    order the files were in.
+    """
+
+    def __init__(self, state_ttl_s: float = DEFAULT_STATE_TTL_S, *,
+                 streaming: bool = True) -> None:
         super().__init__()
-        self._ttl_s = state_ttl_s
+        self._ttl_s, self._streaming = state_ttl_s, streaming
 
     def expand(self, rows):
+        if not self._streaming:
+            return (rows
+                    | "KeyByBrowser" >> beam.Map(_keyed)
+                    | "GroupByBrowser" >> beam.GroupByKey()
+                    | "Resolve" >> beam.ParDo(_ResolveGroupFn()).with_outputs(
+                        LINKS, main="rows"))
         return (rows
                 | "KeyByBrowser" >> beam.Map(_keyed)
                 | "Resolve" >> beam.ParDo(_ResolveFn(self._ttl_s)).with_input_types(

@@ -220,7 +220,7 @@ class Sessionize(beam.PTransform):
         # (processing time) are such a trigger: Flink only.
         early = (trigger.AfterProcessingTime(cfg.early_s)
                  if self._streaming and cfg.early_s > 0 else None)
-        out["sessions"] = (
+        sessions = (
             rows
             | "KeyByBrowser" >> beam.Map(_keyed)
             | "SessionWindows" >> beam.WindowInto(
@@ -229,7 +229,12 @@ class Sessionize(beam.PTransform):
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
-            | "ToRow" >> beam.Map(_to_row).with_output_types(Tuple[Tuple[str, str], Any])
+            | "ToRow" >> beam.Map(_to_row).with_output_types(Tuple[Tuple[str, str], Any]))
+        if not self._streaming:  # batch: one final pane per session, nothing to supersede
+            out["sessions"] = sessions | "Rows" >> beam.Values()
+            return out
+        out["sessions"] = (
+            sessions
             | "Rewindow" >> beam.WindowInto(window.GlobalWindows())
             | "Supersede" >> beam.ParDo(_SupersedeFn(cfg.gap_s + lateness)).with_input_types(
                 Tuple[Tuple[str, str], Any]))

@@ -97,3 +97,24 @@ def test_identify_resolves_later_anonymous_events_and_refuses_a_second_user():
                                                  r["event_id"].int))
         assert_that(links, equal_to([("a1", "u1", "linked", 2), ("a1", "u2", "conflict", 4)]),
                     label="Links")
+
+
+# -- batch forms (backfills) -------------------------------------------------------------
+
+def test_batch_dedup_keeps_one_copy_per_event_id():
+    rows = [row(1), row(2), dict(row(1)), dict(row(1))]
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(rows) | DedupEvents(streaming=False)
+        assert_that(out.rows | beam.Map(lambda r: r["event_id"].int), equal_to([1, 2]))
+        assert_that(out[DROPPED] | "Dropped" >> beam.Map(lambda r: r["event_id"].int),
+                    equal_to([1, 1]), label="Dropped")
+
+
+def test_batch_identity_resolves_in_event_time_order_whatever_the_file_order():
+    rows = [row(3), row(5), row(2, user="u1"), row(1)]  # the identify is at t=2
+    with TestPipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(rows) | ResolveIdentity(streaming=False)
+        assert_that(out.rows | beam.Map(lambda r: (r["event_id"].int, r["resolved_user_id"])),
+                    equal_to([(1, "a1"), (2, "u1"), (3, "u1"), (5, "u1")]))
+        assert_that(out[LINKS] | "Links" >> beam.Map(lambda r: r["event_id"].int),
+                    equal_to([2]), label="Links")
