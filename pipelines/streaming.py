@@ -56,6 +56,9 @@ class StreamingOptions(PipelineOptions):
                             help="size of the live event-count window, seconds")
         parser.add_argument("--watermark_tick_s", type=float, default=10,
                             help="how often the completeness watermark is published")
+        parser.add_argument("--watermark_max_step_s", type=float, default=60,
+                            help="while event time lags the wall clock (a backlog), let the "
+                                 "completeness watermark advance up to this far per step")
         parser.add_argument("--watermark_idle_ticks", type=int, default=0,
                             help="stop ticking after this many ticks without events (0: "
                                  "never; bounded test inputs need it to end)")
@@ -72,7 +75,7 @@ def streaming_chain_config(opts: PipelineOptions) -> ChainConfig:
     own = opts.view_as(StreamingOptions)
     cfg = chain_config(opts)
     return replace(cfg, sessions=replace(
-        cfg.sessions, gate_tick_s=own.watermark_tick_s,
+        cfg.sessions, gate_tick_s=own.watermark_tick_s, gate_max_step_s=own.watermark_max_step_s,
         gate_max_idle_ticks=own.watermark_idle_ticks or None, early_s=own.session_early_s))
 
 

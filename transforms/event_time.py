@@ -9,9 +9,10 @@ A stateful DoFn on one key runs an event-time timer every ``tick_s``. A timer
 firing at T proves the watermark has passed T, so the gate knows a lower bound of
 the watermark (``passed``) and uses it to drop rows too late for any session
 (counted and emitted on ``TOO_LATE``). While the next tick is pending its timer
-holds the gate's output watermark at most one tick ahead of ``passed``, so the
-session windows downstream (allowed lateness = gate lateness + 2 ticks) never drop
-a row the gate let through. Caveat: before the first tick of a freshly started job
+holds the gate's output watermark at most one step ahead of ``passed`` (a tick, or
+up to ``max_step_s`` while catching up on a backlog), so the session windows
+downstream (allowed lateness = gate lateness + max step + a tick) never drop a row
+the gate let through. Caveat: before the first tick of a freshly started job
 the gate knows nothing and passes everything.
 
 Each tick also publishes the completeness watermark: per project seen, "every event
@@ -20,6 +21,7 @@ with an earlier event time has arrived" (``WATERMARKS``).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,13 +45,17 @@ class GateConfig:
     # Rows whose session would have closed more than this before the watermark are dropped.
     horizon_s: float
     tick_s: float = 10.0
+    # While the watermark is far behind the wall clock (a backlog), tick up to this far
+    # ahead at once instead of one tick per round trip; the session windows' lateness
+    # margin covers it.
+    max_step_s: float = 60.0
     # Stop ticking after this many ticks without rows (bounded inputs and tests must
     # stop; None keeps ticking, which an unbounded stream wants).
     max_idle_ticks: int | None = None
 
     def __post_init__(self) -> None:
-        if self.horizon_s < 0 or self.tick_s <= 0:
-            raise ValueError("horizon_s must be >= 0 and tick_s > 0")
+        if self.horizon_s < 0 or self.tick_s <= 0 or self.max_step_s < self.tick_s:
+            raise ValueError("horizon_s must be >= 0, tick_s > 0 and max_step_s >= tick_s")
 
 
 def stamp_event_time(row: dict[str, Any]) -> TimestampedValue:
@@ -72,6 +78,7 @@ class _GateFn(beam.DoFn):
     def __init__(self, cfg: GateConfig) -> None:
         self._horizon_us = int(cfg.horizon_s * 1e6)
         self._tick_us = int(cfg.tick_s * 1e6)
+        self._max_step_us = int(cfg.max_step_s * 1e6)
         self._max_idle = cfg.max_idle_ticks
         self._too_late = beam.metrics.Metrics.counter("sessions", "too_late_events")
 
@@ -110,7 +117,14 @@ class _GateFn(beam.DoFn):
         if self._max_idle is not None and idle_us >= self._max_idle * self._tick_us:
             armed.clear()
             return
-        self._arm(tick, armed, now + self._tick_us)
+        self._arm(tick, armed, now + self._step(now))
+
+    def _step(self, now_us: int) -> int:
+        """One tick when caught up; half the distance to the wall clock (whole ticks, at
+        most ``max_step_s``) while behind."""
+        behind = int(time.time() * 1e6) - now_us
+        ticks = max(1, min(behind // 2, self._max_step_us) // self._tick_us)
+        return ticks * self._tick_us
 
 
 class GateLateEvents(beam.PTransform):

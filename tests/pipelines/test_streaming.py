@@ -34,7 +34,8 @@ def test_build_routes_rows_bad_rows_and_window_counts():
     # broker times: three events in window [0, 10), two in [10, 20)
     stamped = list(zip([*envs, b"{oops"], [1, 2, 3, 11, 12, 13], strict=True))
     opts = PipelineOptions(["--count_window_s=10", "--watermark_idle_ticks=3",
-                            "--watermark_tick_s=10"]).view_as(StreamingOptions)
+                            "--watermark_tick_s=10", "--watermark_max_step_s=10"]
+                           ).view_as(StreamingOptions)
     sinks = {
         "events": _Expect(lambda r: str(r["event_id"]), ids),
         "invalid": _Expect(lambda b: b["failure"]["type"], ["invalid_json"]),

@@ -111,7 +111,8 @@ def _stream(*steps) -> TestStream:
     return ts.advance_watermark_to_infinity()
 
 
-CFG = SessionConfig(gap_s=60, allowed_lateness_s=120, gate_tick_s=10, gate_max_idle_ticks=150)
+CFG = SessionConfig(gap_s=60, allowed_lateness_s=120, gate_tick_s=10, gate_max_idle_ticks=150,
+                    gate_max_step_s=10)
 
 
 def _collect(pcoll, check):
