@@ -40,13 +40,7 @@ from transforms.clickhouse_sink import arrow_schema, build_table  # noqa: E402
 from transforms.enrichments import EnrichConfig, enrich_row, geo, open_chain  # noqa: E402
 from transforms.identity import resolve  # noqa: E402
 from transforms.parse import decode_envelope  # noqa: E402
-from transforms.sessions import (  # noqa: E402
-    SESSION_COLUMNS,
-    SessionAcc,
-    add_event,
-    session_key,
-    session_row,
-)
+from transforms.sessions import SESSION_COLUMNS, session_key, split_sessions  # noqa: E402
 from transforms.validate import ValidateConfig, validate_envelope  # noqa: E402
 
 CHUNK = 100_000
@@ -59,22 +53,12 @@ def _insert(client, table: str, columns, rows: list[dict]) -> None:
     client.insert_arrow(table, built.table)
 
 
-def sessions_of(rows: list[tuple[tuple[str, str], dict]], gap_ms: int) -> list[dict]:
+def sessions_of(rows: list[tuple[tuple[str, str], dict]], gap_s: float) -> list[dict]:
     by_key: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for key, row in rows:
         by_key[key].append(row)
-    out = []
-    for (project, key), events in by_key.items():
-        events.sort(key=lambda r: r["timestamp"])
-        acc, last = SessionAcc(), None
-        for r in events:
-            t = r["timestamp"].timestamp() * 1000
-            if last is not None and t - last >= gap_ms:
-                out.append(session_row(project, key, acc, 1))
-                acc = SessionAcc()
-            acc, last = add_event(acc, r), t
-        out.append(session_row(project, key, acc, 1))
-    return out
+    return [s for (project, key), events in by_key.items()
+            for s in split_sessions(project, key, events, gap_s, 1)]
 
 
 def plain_loop(lines: list[bytes], store: str, validate: ValidateConfig,
@@ -107,7 +91,7 @@ def plain_loop(lines: list[bytes], store: str, validate: ValidateConfig,
             buffer = []
     if buffer:
         _insert(client, "events", EVENT_COLUMNS, buffer)
-    _insert(client, "sessions", SESSION_COLUMNS, sessions_of(session_input, 1800 * 1000))
+    _insert(client, "sessions", SESSION_COLUMNS, sessions_of(session_input, 1800))
     return len(lines) / (time.perf_counter() - start)
 
 

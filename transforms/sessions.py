@@ -25,7 +25,6 @@ from apache_beam.coders import PickleCoder
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
-from apache_beam.transforms.window import TimestampedValue
 from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Duration, Timestamp
 
@@ -133,6 +132,23 @@ def session_row(project_id: str, key: str, acc: SessionAcc, version: int) -> dic
     }
 
 
+def split_sessions(project_id: str, key: str, rows: list[dict[str, Any]], gap_s: float,
+                   version: int) -> list[dict[str, Any]]:
+    """One browser's events, all known (batch) -> its sessions: a new one starts after a
+    gap of ``gap_s`` or more, exactly where Beam's session windows would split."""
+    gap_ms, out = gap_s * 1000, []
+    acc, last = SessionAcc(), None
+    for row in sorted(rows, key=lambda r: r["timestamp"]):
+        t = _ms(row["timestamp"])
+        if last is not None and t - last >= gap_ms:
+            out.append(session_row(project_id, key, acc, version))
+            acc = SessionAcc()
+        acc, last = add_event(acc, row), t
+    if last is not None:
+        out.append(session_row(project_id, key, acc, version))
+    return out
+
+
 def tombstone(row: dict[str, Any], version: int) -> dict[str, Any]:
     return {**row, "version": version, "is_deleted": 1}
 
@@ -216,13 +232,19 @@ class Sessionize(beam.PTransform):
             rows, out[TOO_LATE], out[WATERMARKS] = gated.rows, gated[TOO_LATE], gated[WATERMARKS]
             # the gate decides; the window never drops (event_time.py)
             lateness += max(cfg.gate_max_step_s, cfg.gate_tick_s) + cfg.gate_tick_s
-        else:
-            rows = rows | "StampEventTime" >> beam.Map(_stamp)
         # Late firings with Always, not AfterCount(1): the same panes, and Prism runs
         # only triggers without state on merging windows (beam#31438). Early firings
         # (processing time) are such a trigger: Flink only.
-        early = (trigger.AfterProcessingTime(cfg.early_s)
-                 if self._streaming and cfg.early_s > 0 else None)
+        if not self._streaming:
+            # Batch: every event of a browser is known, so a GroupByKey and one sorted pass
+            # give the sessions Beam's session windows would, without the merging-window
+            # machinery (10x the cost on the batch runner).
+            out["sessions"] = (rows
+                               | "KeyByBrowser" >> beam.Map(_keyed)
+                               | "GroupByBrowser" >> beam.GroupByKey()
+                               | "SplitSessions" >> beam.FlatMap(_split, cfg.gap_s))
+            return out
+        early = (trigger.AfterProcessingTime(cfg.early_s) if cfg.early_s > 0 else None)
         sessions = (
             rows
             | "KeyByBrowser" >> beam.Map(_keyed)
@@ -233,9 +255,6 @@ class Sessionize(beam.PTransform):
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
             | "ToRow" >> beam.Map(_to_row).with_output_types(Tuple[Tuple[str, str], Any]))
-        if not self._streaming:  # batch: one final pane per session, nothing to supersede
-            out["sessions"] = sessions | "Rows" >> beam.Values()
-            return out
         out["sessions"] = (
             sessions
             | "Rewindow" >> beam.WindowInto(window.GlobalWindows())
@@ -244,9 +263,15 @@ class Sessionize(beam.PTransform):
         return out
 
 
+SESSION_FIELDS = ("timestamp", "event_type", "page_path", "resolved_user_id", "anonymous_id",
+                  "session_id")
+
+
 def _keyed(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
-    return session_key(row), row
+    # Only what a session needs crosses the shuffle and sits in window state.
+    return session_key(row), {f: row.get(f) for f in SESSION_FIELDS}
 
 
-def _stamp(row: dict[str, Any]) -> TimestampedValue:
-    return TimestampedValue(row, Timestamp.from_utc_datetime(row["timestamp"]))
+def _split(kv: tuple[tuple[str, str], list[dict[str, Any]]], gap_s: float) -> list[dict[str, Any]]:
+    (project_id, key), rows = kv
+    return split_sessions(project_id, key, list(rows), gap_s, time.time_ns() // 1000)

@@ -22,6 +22,7 @@ from transforms.sessions import (
     overlaps,
     session_id,
     session_row,
+    split_sessions,
 )
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -178,3 +179,13 @@ def test_completeness_watermark_follows_the_watermark_per_project():
             assert max(m["complete_until"] for m in marks) >= T0 + timedelta(seconds=90)
             assert all(m["complete_until"].second % 10 == 0 for m in marks)
         assert_that(out[WATERMARKS], check)
+
+
+@pytest.mark.parametrize("offsets, want", [
+    ([0, 30, 59], [3]),              # within the gap: one session
+    ([0, 60, 200], [1, 1, 1]),       # a gap of exactly gap_s splits, as session windows do
+    ([200, 0, 30], [2, 1]),          # input order does not matter
+])
+def test_split_sessions_matches_session_window_merging(offsets, want):
+    rows = [row(o) for o in offsets]
+    assert [s["event_count"] for s in split_sessions("p1", "a1", rows, 60, 1)] == want
