@@ -31,11 +31,13 @@ from transforms.clickhouse_sink import (
     FAILED_ROWS,
     FATAL,
     TRANSIENT,
+    SinkConfig,
     StoreUnavailableError,
     WriteToClickHouse,
     arrow_schema,
     arrow_type,
     backoff_delay,
+    buffer_full,
     build_table,
     classify_error,
     dedup_token,
@@ -93,6 +95,26 @@ def test_arrow_type(ch_type, expected):
 def test_arrow_schema_refuses_a_column_the_table_lacks():
     with pytest.raises(ValueError, match="nope"):
         arrow_schema({"a": "String"}, ["a", "nope"])
+
+
+@pytest.mark.parametrize(("rows", "row_bytes", "age_s", "full"), [
+    (1, 500, 0.0, False),
+    (99, 500, 4.9, False),
+    (100, 500, 0.0, True),        # count
+    (50, 30_000, 0.0, True),      # 50 x 30 kB >= 1 MB
+    (49, 20_000, 0.0, False),
+    (1, 500, 5.0, True),          # the oldest row waited long enough
+])
+def test_buffer_full(rows, row_bytes, age_s, full):
+    cfg = SinkConfig(max_rows=100, max_bytes=1_000_000, max_buffer_age_s=5.0)
+    assert buffer_full(rows, row_bytes, age_s, cfg) is full
+
+
+@pytest.mark.parametrize("kw", [{"max_rows": 0}, {"max_bytes": 0}, {"max_buffer_age_s": 0},
+                                {"max_retries": -1}, {"initial_backoff_s": -1}])
+def test_sink_config_refuses_nonsense(kw):
+    with pytest.raises(ValueError):
+        SinkConfig(**kw)
 
 
 _SCHEMA = arrow_schema({"event_id": "UUID", "n": "UInt8", "ts": "DateTime64(3, 'UTC')",
