@@ -380,6 +380,64 @@ def test_replay_batched_differently_is_collapsed_by_final(events_url, embedded_c
     assert daily > 32  # (the daily-count view counts such a replay twice)
 
 
+@pytest.mark.integration
+def test_streaming_job_dead_letters_rows_the_events_sink_rejects(events_url, embedded_client):
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.transforms.window import TimestampedValue
+
+    from pipelines.streaming import StreamingOptions, build
+
+    # a store-side rule the validated rows cannot anticipate
+    embedded_client.command(
+        "ALTER TABLE events ADD CONSTRAINT no_forbidden CHECK event_name != 'forbidden'")
+    ids = _ids(3)
+    envs = [make_envelope(event(event_id=i, event_name=n), project_id="p1", key_id="k",
+                          ip=None, user_agent=None)
+            for i, n in zip(ids, ["page_view", "forbidden", "signup"], strict=True)]
+    sinks = {
+        "events": WriteToClickHouse(events_url, "events", EVENT_COLUMNS),
+        "invalid": _ExpectBadRows([("sink", "store_rejected", ids[1])]),
+        "counts": beam.Filter(lambda _: False),  # counts are not this test's business
+    }
+    opts = PipelineOptions([]).view_as(StreamingOptions)
+    with TestPipeline(runner="FnApiRunner") as p:
+        source = beam.Create(list(enumerate(envs))) | beam.MapTuple(
+            lambda t, v: TimestampedValue(v, t))
+        build(p, source, sinks, opts)
+    stored = embedded_client.query("SELECT toString(event_id) FROM events ORDER BY event_id")
+    assert stored.result_columns[0] == [ids[0], ids[2]]
+
+
+class _ExpectBadRows(beam.PTransform):
+    def __init__(self, expected: list[tuple]) -> None:
+        super().__init__()
+        self._expected = expected
+
+    def expand(self, bad_rows):
+        assert_that(bad_rows | beam.Map(lambda b: (b["stage"], b["failure"]["type"],
+                                                   b["partial_event"].get("event_id"))),
+                    equal_to(self._expected))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.mark.integration
+def test_store_down_past_the_retry_budget_fails_the_bundle():
+    url = f"http://127.0.0.1:{_closed_port()}/db"
+    p = TestPipeline(runner="FnApiRunner")
+    _ = (p | beam.Create(_rows(3), reshuffle=False)
+         | WriteToClickHouse(url, "events", EVENT_COLUMNS, max_retries=2,
+                             initial_backoff_s=0.01, max_backoff_s=0.02))
+    with pytest.raises(Exception, match="still failing after 2 retries"):
+        p.run().wait_until_finish()
+
+
 # ---- a store server that goes away mid-run ---------------------------------------
 
 class _Server:
