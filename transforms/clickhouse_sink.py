@@ -17,6 +17,7 @@ bisection) do the work; ``_WriteFn`` only holds the buffer and the client.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
@@ -328,9 +329,11 @@ def rejected_row(row: Any, messages: list[str]) -> dict[str, Any]:
     """A bad row for a row the store refused; payload_raw is the row as JSON."""
     try:
         payload = orjson.dumps(row, default=str)
+        partial = orjson.loads(payload) if isinstance(row, dict) else {}
     except (TypeError, orjson.JSONEncodeError):  # e.g. an int beyond 64 bits
-        payload = repr(row).encode()
-    partial = orjson.loads(payload) if payload.startswith(b"{") else {}
+        payload = json.dumps(row, default=str).encode() if isinstance(row, dict) else b""
+        partial = json.loads(payload) if payload else {}
+        payload = payload or repr(row).encode()
     received = row.get("received_at") if isinstance(row, dict) else None
     return bad_row(STAGE, FAILURE_TYPE, messages, payload, partial,
                    received if isinstance(received, datetime) and received.tzinfo else

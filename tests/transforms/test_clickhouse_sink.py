@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -43,8 +44,10 @@ from transforms.clickhouse_sink import (
     dedup_token,
     failed_rows,
     isolate_rejects,
+    rejected_row,
 )
 from transforms.parse import decode_envelope
+from transforms.results import bad_row_to_json
 from transforms.validate import ValidateConfig, validate_envelope
 
 _NOW = datetime.now(UTC).replace(microsecond=0)  # inside the events TTL
@@ -126,6 +129,7 @@ _GOOD = {"event_id": uuid.UUID(int=1), "n": 7, "ts": _NOW, "tags": ["x"], "s": "
 @pytest.mark.parametrize(("column", "value"), [
     ("n", 300),                 # out of UInt8 range: ClickHouse itself would wrap it to 44
     ("n", -1),
+    ("n", 2**70),
     ("n", "seven"),
     ("event_id", "not-a-uuid"),
     ("event_id", 12),
@@ -150,6 +154,22 @@ def test_build_table_converts_columns():
                                                            uuid.UUID(int=2).bytes]
     assert built.table.column("n").to_pylist() == [7, None]  # missing -> null -> default
     assert built.table.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
+
+
+@pytest.mark.parametrize(("row", "partial_id"), [
+    ({"event_id": uuid.UUID(int=3), "n": 2**70, "received_at": _NOW}, str(uuid.UUID(int=3))),
+    ({"event_id": "e1", "ts": _NOW}, "e1"),
+    (("a", "tuple"), None),  # what a failing to_row was given
+])
+def test_rejected_row_is_a_json_safe_bad_row(row, partial_id):
+    bad = rejected_row(row, ["column n: too big"])
+    assert (bad["stage"], bad["failure"]) == ("sink", {"type": "store_rejected",
+                                                       "messages": ["column n: too big"]})
+    assert bad["partial_event"].get("event_id") == partial_id
+    assert bad["payload_raw"]
+    assert json.loads(json.dumps(bad, default=str)) == json.loads(bad_row_to_json(bad))
+    if isinstance(row, dict) and "received_at" in row:
+        assert bad["received_at"] == _NOW.isoformat()
 
 
 def _ch_error(code: int, text: str = "boom") -> DatabaseError:
