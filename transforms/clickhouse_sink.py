@@ -419,14 +419,16 @@ class _WriteFn(beam.DoFn):
                 return [TaggedOutput(FAILED_ROWS, rejected_row(
                     element, [f"to_row: {type(exc).__name__}: {exc}"]))]
         rows = self._rows
-        if not rows:
-            self._oldest = time.monotonic()
-        if len(rows) % _SIZE_SAMPLE_EVERY == 0:
+        n = len(rows)
+        now = time.monotonic()
+        if not n:
+            self._oldest = now
+        if not n % _SIZE_SAMPLE_EVERY:
             size = _row_bytes(row) if isinstance(row, dict) else 0
-            self._row_size = size if not rows else 0.8 * self._row_size + 0.2 * size
+            self._row_size = 0.8 * self._row_size + 0.2 * size if n else size
         rows.append(row)
         self._windowed.append(wv)
-        if buffer_full(len(rows), self._row_size, time.monotonic() - self._oldest, self._cfg):
+        if buffer_full(n + 1, self._row_size, now - self._oldest, self._cfg):
             return self._flush()
         return  # nothing (a literal "return None" makes Beam warn about the DoFn)
 
