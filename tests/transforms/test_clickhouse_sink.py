@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -31,18 +32,22 @@ from transforms.clickhouse_sink import (
     FAILED_ROWS,
     FATAL,
     TRANSIENT,
+    SinkConfig,
     StoreUnavailableError,
     WriteToClickHouse,
     arrow_schema,
     arrow_type,
     backoff_delay,
+    buffer_full,
     build_table,
     classify_error,
     dedup_token,
     failed_rows,
     isolate_rejects,
+    rejected_row,
 )
 from transforms.parse import decode_envelope
+from transforms.results import bad_row_to_json
 from transforms.validate import ValidateConfig, validate_envelope
 
 _NOW = datetime.now(UTC).replace(microsecond=0)  # inside the events TTL
@@ -95,6 +100,26 @@ def test_arrow_schema_refuses_a_column_the_table_lacks():
         arrow_schema({"a": "String"}, ["a", "nope"])
 
 
+@pytest.mark.parametrize(("rows", "row_bytes", "age_s", "full"), [
+    (1, 500, 0.0, False),
+    (99, 500, 4.9, False),
+    (100, 500, 0.0, True),        # count
+    (50, 30_000, 0.0, True),      # 50 x 30 kB >= 1 MB
+    (49, 20_000, 0.0, False),
+    (1, 500, 5.0, True),          # the oldest row waited long enough
+])
+def test_buffer_full(rows, row_bytes, age_s, full):
+    cfg = SinkConfig(max_rows=100, max_bytes=1_000_000, max_buffer_age_s=5.0)
+    assert buffer_full(rows, row_bytes, age_s, cfg) is full
+
+
+@pytest.mark.parametrize("kw", [{"max_rows": 0}, {"max_bytes": 0}, {"max_buffer_age_s": 0},
+                                {"max_retries": -1}, {"initial_backoff_s": -1}])
+def test_sink_config_refuses_nonsense(kw):
+    with pytest.raises(ValueError):
+        SinkConfig(**kw)
+
+
 _SCHEMA = arrow_schema({"event_id": "UUID", "n": "UInt8", "ts": "DateTime64(3, 'UTC')",
                         "tags": "Array(String)", "s": "String"},
                        ["event_id", "n", "ts", "tags", "s"])
@@ -104,6 +129,7 @@ _GOOD = {"event_id": uuid.UUID(int=1), "n": 7, "ts": _NOW, "tags": ["x"], "s": "
 @pytest.mark.parametrize(("column", "value"), [
     ("n", 300),                 # out of UInt8 range: ClickHouse itself would wrap it to 44
     ("n", -1),
+    ("n", 2**70),
     ("n", "seven"),
     ("event_id", "not-a-uuid"),
     ("event_id", 12),
@@ -128,6 +154,22 @@ def test_build_table_converts_columns():
                                                            uuid.UUID(int=2).bytes]
     assert built.table.column("n").to_pylist() == [7, None]  # missing -> null -> default
     assert built.table.schema.field("ts").type == pa.timestamp("ms", tz="UTC")
+
+
+@pytest.mark.parametrize(("row", "partial_id"), [
+    ({"event_id": uuid.UUID(int=3), "n": 2**70, "received_at": _NOW}, str(uuid.UUID(int=3))),
+    ({"event_id": "e1", "ts": _NOW}, "e1"),
+    (("a", "tuple"), None),  # what a failing to_row was given
+])
+def test_rejected_row_is_a_json_safe_bad_row(row, partial_id):
+    bad = rejected_row(row, ["column n: too big"])
+    assert (bad["stage"], bad["failure"]) == ("sink", {"type": "store_rejected",
+                                                       "messages": ["column n: too big"]})
+    assert bad["partial_event"].get("event_id") == partial_id
+    assert bad["payload_raw"]
+    assert json.loads(json.dumps(bad, default=str)) == json.loads(bad_row_to_json(bad))
+    if isinstance(row, dict) and "received_at" in row:
+        assert bad["received_at"] == _NOW.isoformat()
 
 
 def _ch_error(code: int, text: str = "boom") -> DatabaseError:
@@ -356,6 +398,64 @@ def test_replay_batched_differently_is_collapsed_by_final(events_url, embedded_c
     assert stored > 32  # the token could not help ...
     assert (distinct, final) == (32, 32)  # ... ReplacingMergeTree read with FINAL does
     assert daily > 32  # (the daily-count view counts such a replay twice)
+
+
+@pytest.mark.integration
+def test_streaming_job_dead_letters_rows_the_events_sink_rejects(events_url, embedded_client):
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.transforms.window import TimestampedValue
+
+    from pipelines.streaming import StreamingOptions, build
+
+    # a store-side rule the validated rows cannot anticipate
+    embedded_client.command(
+        "ALTER TABLE events ADD CONSTRAINT no_forbidden CHECK event_name != 'forbidden'")
+    ids = _ids(3)
+    envs = [make_envelope(event(event_id=i, event_name=n), project_id="p1", key_id="k",
+                          ip=None, user_agent=None)
+            for i, n in zip(ids, ["page_view", "forbidden", "signup"], strict=True)]
+    sinks = {
+        "events": WriteToClickHouse(events_url, "events", EVENT_COLUMNS),
+        "invalid": _ExpectBadRows([("sink", "store_rejected", ids[1])]),
+        "counts": beam.Filter(lambda _: False),  # counts are not this test's business
+    }
+    opts = PipelineOptions([]).view_as(StreamingOptions)
+    with TestPipeline(runner="FnApiRunner") as p:
+        source = beam.Create(list(enumerate(envs))) | beam.MapTuple(
+            lambda t, v: TimestampedValue(v, t))
+        build(p, source, sinks, opts)
+    stored = embedded_client.query("SELECT toString(event_id) FROM events ORDER BY event_id")
+    assert stored.result_columns[0] == [ids[0], ids[2]]
+
+
+class _ExpectBadRows(beam.PTransform):
+    def __init__(self, expected: list[tuple]) -> None:
+        super().__init__()
+        self._expected = expected
+
+    def expand(self, bad_rows):
+        assert_that(bad_rows | beam.Map(lambda b: (b["stage"], b["failure"]["type"],
+                                                   b["partial_event"].get("event_id"))),
+                    equal_to(self._expected))
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.mark.integration
+def test_store_down_past_the_retry_budget_fails_the_bundle():
+    url = f"http://127.0.0.1:{_closed_port()}/db"
+    p = TestPipeline(runner="FnApiRunner")
+    _ = (p | beam.Create(_rows(3), reshuffle=False)
+         | WriteToClickHouse(url, "events", EVENT_COLUMNS, max_retries=2,
+                             initial_backoff_s=0.01, max_backoff_s=0.02))
+    with pytest.raises(Exception, match="still failing after 2 retries"):
+        p.run().wait_until_finish()
 
 
 # ---- a store server that goes away mid-run ---------------------------------------
