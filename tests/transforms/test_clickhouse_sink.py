@@ -417,9 +417,11 @@ def test_streaming_job_dead_letters_rows_the_events_sink_rejects(events_url, emb
     sinks = {
         "events": WriteToClickHouse(events_url, "events", EVENT_COLUMNS),
         "invalid": _ExpectBadRows([("sink", "store_rejected", ids[1])]),
-        "counts": beam.Filter(lambda _: False),  # counts are not this test's business
+        # counts, identities, sessions, completeness are not this test's business
+        **{name: beam.Filter(lambda _: False)
+           for name in ("counts", "identities", "sessions", "completeness")},
     }
-    opts = PipelineOptions([]).view_as(StreamingOptions)
+    opts = PipelineOptions(["--watermark_idle_ticks=2"]).view_as(StreamingOptions)
     with TestPipeline(runner="FnApiRunner") as p:
         source = beam.Create(list(enumerate(envs))) | beam.MapTuple(
             lambda t, v: TimestampedValue(v, t))
