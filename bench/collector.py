@@ -115,8 +115,11 @@ def summarize_profile(raw: Path, top: int = 12) -> dict:
         total += n
         frames = stack.split(";")
         own[frames[-1].split(" (")[0] + " " + frames[-1].rsplit("/", 1)[-1].rstrip(")")] += n
-        area = next((name for name, mark in AREAS if mark in (
-            frames[0] if mark.startswith("kafka-python-producer") else stack)), "other")
+        if "select (selectors.py" in frames[-1]:
+            area = "idle: I/O thread waiting in select()"  # GIL released, no CPU
+        else:
+            area = next((name for name, mark in AREAS if mark in (
+                frames[0] if mark.startswith("kafka-python-producer") else stack)), "other")
         areas[area] += n
     pct = lambda n: round(100 * n / max(total, 1), 1)  # noqa: E731
     return {"samples": total, "by_area_pct": {k: pct(v) for k, v in areas.most_common()},
@@ -187,7 +190,10 @@ def main() -> None:
             target = peak["requests_per_s"] / 2
             delay = max(0.0, args.connections / target * 1000 - peak["p50_ms"])
             calib = run_wrk(base, bodies_file, args.connections, 5, delay)
-            delay *= calib["requests_per_s"] / target  # paced rate ~ 1/(delay + latency)
+            # Each connection cycles every delay + latency: move the delay by the gap
+            # between the cycle we want and the cycle we measured.
+            delay = max(0.0, delay + args.connections * 1000 * (
+                1 / target - 1 / calib["requests_per_s"]))
             half = run_wrk(base, bodies_file, args.connections, args.seconds, delay)
             half["target_requests_per_s"] = round(target)
             out["half"] = half
