@@ -8,7 +8,12 @@ PYTEST_ARGS ?=
 # Reinstall the venv whenever the pins change.
 STAMP  := $(VENV)/.installed-$(shell cat setup.py constraints.txt 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup toolchain run test test-fast lint bench clean constraints sdk-test chromium
+.PHONY: setup system-packages toolchain run test test-fast lint bench clean constraints \
+	sdk-test chromium
+
+# Debian packages the tests and benchmarks start: redis-server (shared rate limits),
+# wrk (bench/collector.py). Installed only when missing (CI runs as root).
+SYSTEM_PACKAGES := redis-server:redis-server wrk:wrk
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
@@ -16,7 +21,14 @@ $(STAMP):
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-setup: $(STAMP)
+system-packages:
+	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
+	  command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+setup: $(STAMP) system-packages
 
 toolchain: setup
 	$(BIN)/radixinsight toolchain kafka prism flink

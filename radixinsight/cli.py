@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -36,6 +37,28 @@ def build_parser() -> argparse.ArgumentParser:
     cs = col.add_parser("serve", help="serve POST /collect")
     cs.add_argument("--host", default="127.0.0.1")
     cs.add_argument("--port", type=int, default=8080)
+    cs.add_argument("--workers", type=int, default=int(os.environ.get("RADIX_WORKERS", "1")),
+                    help="worker processes (default $RADIX_WORKERS or 1); settings: README")
+
+    pr = sub.add_parser("projects", help="the project registry (write keys, origins)")
+    prs = pr.add_subparsers(dest="sub", required=True)
+    pa = prs.add_parser("add", help="create a project (or update its origins) and print a new key")
+    pa.add_argument("project_id")
+    pa.add_argument("--origin", action="append", default=[], dest="origins",
+                    help="allowed browser origin, e.g. https://app.example.com (repeatable; "
+                         "* = any); replaces the project's list")
+    pa.add_argument("--keyless", action="store_true",
+                    help="accept events without a key from the allowed origins")
+    pa.add_argument("--no-key", action="store_true", help="do not create a write key")
+    prs.add_parser("list", help="projects, keys (ids only) and origins")
+    pk = prs.add_parser("rotate-key", help="issue a new key; the current ones expire")
+    pk.add_argument("project_id")
+    pk.add_argument("--grace-s", type=float, default=0,
+                    help="seconds the current keys keep working (default 0: at once)")
+    for p in (pa, pk, prs.choices["list"]):
+        p.add_argument("--file", type=Path, default=None,
+                       help="registry file (default $RADIX_PROJECTS, "
+                            "else .radixinsight/projects.json)")
 
     store = sub.add_parser("store", help="the embedded ClickHouse store").add_subparsers(
         dest="sub", required=True)
@@ -122,7 +145,38 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_collector(args: argparse.Namespace) -> int:
     from collector.serve import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, workers=args.workers)
+    return 0
+
+
+def cmd_projects(args: argparse.Namespace) -> int:
+    from collector.projects import Registry, default_path, new_key
+
+    path = args.file or default_path()
+    registry = Registry.load(path)
+    if args.sub == "list":
+        rows = [[p.project_id, ", ".join(
+            k.key_id + (f" (expires {k.expires_at})" if k.expires_at else "") for k in p.keys),
+            ", ".join(p.allowed_origins), "yes" if p.allow_keyless else "no"]
+            for p in registry.projects.values()]
+        print(format_table(["project", "keys", "allowed origins", "keyless"], rows))
+        return 0
+    if args.sub == "add":
+        project = registry.add_project(args.project_id,
+                                       allowed_origins=tuple(args.origins) or None,
+                                       allow_keyless=True if args.keyless else None)
+        key = None if args.no_key else new_key()
+        if key:
+            registry.add_key(project.project_id, key)
+        registry.save(path)
+        print(f"project {project.project_id} saved in {path}")
+    else:
+        key, write_key = registry.rotate_key(args.project_id, args.grace_s)
+        registry.save(path)
+        print(f"new key {write_key.key_id} for {args.project_id}; the previous keys "
+              + ("expire now" if not args.grace_s else f"expire in {args.grace_s:g}s"))
+    if key:  # shown once: only its hash is stored
+        print(f"write key: {key}")
     return 0
 
 
@@ -272,7 +326,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 COMMANDS = {"enrich": cmd_enrich, "up": cmd_up, "down": cmd_down, "status": cmd_status,
             "collector": cmd_collector, "store": cmd_store, "db": cmd_db, "sql": cmd_sql,
-            "toolchain": cmd_toolchain, "identity": cmd_identity}
+            "toolchain": cmd_toolchain, "identity": cmd_identity, "projects": cmd_projects}
 
 if __name__ == "__main__":
     sys.exit(main())

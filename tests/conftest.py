@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.store"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.store", "tests.fixtures.redis"]
