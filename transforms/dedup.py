@@ -51,6 +51,19 @@ class _FirstCopyFn(beam.DoFn):
         seen.clear()
 
 
+def first_copies(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the earliest-received copy of each event_id, the other copies)."""
+    kept: dict[str, dict[str, Any]] = {}
+    dropped = []
+    for row in sorted(rows, key=_received):
+        key = str(row["event_id"])
+        if key in kept:
+            dropped.append(row)
+        else:
+            kept[key] = row
+    return list(kept.values()), dropped
+
+
 class _FirstOfGroupFn(beam.DoFn):
     """Batch: all copies of an event_id arrive together; keep one (the earliest received)."""
 
