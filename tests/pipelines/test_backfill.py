@@ -80,3 +80,17 @@ def test_rerunning_a_backfill_into_the_store_does_not_duplicate(tmp_path, store_
     # the anonymous page view before the identify belongs to u1 at query time
     assert one(f"SELECT person_id FROM events_resolved WHERE event_id = '{uuid.UUID(int=1)}'") \
         == "u1"
+
+
+@pytest.mark.integration
+@pytest.mark.flink
+def test_backfill_on_flink_gives_the_same_tables(tmp_path):
+    events = archive(tmp_path / "in.jsonl")
+    out = tmp_path / "out"
+    counts = run([f"--input={tmp_path / 'in.jsonl'}", f"--output=jsonl:{out}", "--runner=flink"],
+                 say=lambda *a, **k: None)
+    assert counts["events_read"] == 7
+    assert sorted(e["event_id"] for e in _lines(out / "events.jsonl")) == sorted(
+        e["event_id"] for e in events)
+    assert len(_lines(out / "sessions.jsonl")) == 3
+    assert len(_lines(out / "identities.jsonl")) == 1
