@@ -56,7 +56,7 @@ class StreamingOptions(PipelineOptions):
                             help="size of the live event-count window, seconds")
         parser.add_argument("--watermark_tick_s", type=float, default=10,
                             help="how often the completeness watermark is published")
-        parser.add_argument("--watermark_max_step_s", type=float, default=60,
+        parser.add_argument("--watermark_max_step_s", type=float, default=300,
                             help="while event time lags the wall clock (a backlog), let the "
                                  "completeness watermark advance up to this far per step")
         parser.add_argument("--watermark_idle_ticks", type=int, default=0,

@@ -48,7 +48,7 @@ class GateConfig:
     # While the watermark is far behind the wall clock (a backlog), tick up to this far
     # ahead at once instead of one tick per round trip; the session windows' lateness
     # margin covers it.
-    max_step_s: float = 60.0
+    max_step_s: float = 300.0
     # Stop ticking after this many ticks without rows (bounded inputs and tests must
     # stop; None keeps ticking, which an unbounded stream wants).
     max_idle_ticks: int | None = None

@@ -203,7 +203,7 @@ class SessionConfig:
     # Streaming only: the lateness gate and completeness watermark (see event_time.py).
     gate_tick_s: float = 10.0
     gate_max_idle_ticks: int | None = None
-    gate_max_step_s: float = 60.0
+    gate_max_step_s: float = 300.0
     # Streaming only: also emit sessions every this many seconds before they close (0: off).
     early_s: float = 0.0
 

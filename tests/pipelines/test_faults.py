@@ -82,6 +82,21 @@ def send_all(url: str, events: list[dict], batch: int = 20, pause_s: float = 0.0
     return accepted
 
 
+def kafka_progress(bootstrap: str, prefix: str) -> dict[str, object]:
+    """End offsets and the streaming group's committed offsets, to tell a lost record
+    (committed past it) from a slow one (not yet committed)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id="radixinsight-streaming")
+    try:
+        topic = f"{prefix}.events.raw"
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+        return {"end": {tp.partition: o for tp, o in consumer.end_offsets(parts).items()},
+                "committed": {tp.partition: consumer.committed(tp) for tp in parts}}
+    finally:
+        consumer.close()
+
+
 @pytest.mark.e2e
 def test_kill9_store_outage_and_broker_restart_lose_and_duplicate_nothing(tmp_path):
     broker = KafkaBroker(tmp_path / "kafka")
@@ -133,7 +148,7 @@ def test_kill9_store_outage_and_broker_restart_lose_and_duplicate_nothing(tmp_pa
             assert send_all(url, d) == len(d)
         total = len(events)
         stored = wait_count(client, "SELECT count() FROM events FINAL", total, 300)
-        assert stored == total, procs.log_tail(log)
+        assert stored == total, (kafka_progress(broker.bootstrap, prefix), procs.log_tail(log))
         assert count(client, "SELECT uniqExact(event_id) FROM events") == total
         client.command("OPTIMIZE TABLE events FINAL")
         assert count(client, "SELECT count() FROM events") == total
