@@ -6,13 +6,14 @@
 //                          "projects": {"design": "...", "keyed": "...", "limited": "..."}, "key": "..."}'
 // `base` serves the page (`/?opts=<init options as JSON>`, the loader snippet calling
 // `RadixInsight.init(opts)`) and `/empty`; `log` lists the /collect requests the collector saw.
-// Projects: `design` keyless from `base`; `keyed` needs `key`; `limited` keyless with a tiny rate limit.
+// Projects: `design` keyless from `base`; `keyed` needs `key`; `limited` keyless with a tiny rate limit;
+// `elsewhere` keyless from another origin only. `other` serves the same pages from an origin no project allows.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
-const { base, log, endpoint, projects, key } = JSON.parse(process.argv[2]);
+const { base, other, log, endpoint, projects, key } = JSON.parse(process.argv[2]);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // Without the background-networking flags Chromium keeps dialling Google hosts the closed network refuses.
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -21,7 +22,8 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 const COLLECT = (url) => (typeof url == 'string' ? url : url.href).split('?')[0] == endpoint;
 const keyless = { projectId: projects.design, endpoint };
 
-const pageUrl = (options) => `${base}/?opts=${encodeURIComponent(JSON.stringify(options))}`;
+const pageUrl = (options, at = base) => `${at}/?opts=${encodeURIComponent(JSON.stringify(options))}`;
+const queued = () => Object.keys(localStorage).filter((k) => k.includes('_q.')).flatMap((k) => JSON.parse(localStorage.getItem(k)).e);
 const collectorLog = async () => (await fetch(log)).json();
 /** Waits until the collector has seen a request more than `before` (a log length). */
 const nextRequest = (before) => until('a request to the collector', async () => (await collectorLog()).length > before, 10_000);
@@ -217,8 +219,30 @@ const limited = () =>
     return { statuses, accepted: accepted() };
   });
 
+/**
+ * Origins the collector refuses (403). From an origin no project allows, the answer has no CORS
+ * headers: the SDK sees a network error, keeps the event and retries. From an allowed origin, for a
+ * project that does not allow it, the SDK reads the 403 and drops the batch (no retry on 4xx).
+ */
+const foreign = () =>
+  withBrowser(async (context, accepted) => {
+    const postsFrom = async (origin) => (await collectorLog()).filter((r) => r.method == 'POST' && r.origin == origin);
+    const stranger = await context.newPage();
+    await stranger.goto(pageUrl({ ...keyless, batchSize: 1, batchInterval: 500 }, other));
+    await stranger.evaluate(() => RadixInsight.track('stranger_event', {}));
+    await until('a retry from the stranger origin', async () => (await postsFrom(other)).length >= 2, 15_000);
+    const kept = (await stranger.evaluate(queued)).map((e) => e.event_name);
+    const page = await context.newPage();
+    await page.goto(pageUrl({ projectId: projects.elsewhere, endpoint, batchSize: 1, batchInterval: 500 }));
+    await page.evaluate(() => RadixInsight.track('elsewhere_event', {}));
+    await until('the 403', async () => (await postsFrom(base)).some((r) => r.status == 403), 10_000);
+    await page.waitForTimeout(2000); // four ticks: it is not sent again
+    const left = (await page.evaluate(queued)).length;
+    return { kept, left, accepted: accepted() };
+  });
+
 const result = { ms: {} };
-for (const [name, scenario] of Object.entries({ design, offline, tabs, beacon, keyed, limited })) {
+for (const [name, scenario] of Object.entries({ design, offline, tabs, beacon, keyed, limited, foreign })) {
   const start = Date.now();
   result[name] = await scenario();
   result.ms[name] = Date.now() - start;

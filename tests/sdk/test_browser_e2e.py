@@ -9,7 +9,10 @@ collector's per-project ``allowed_origins`` and answered with its CORS headers. 
   ``RadixInsight.init({projectId: 'internal-crm', endpoint, ...})`` runs as written, no key;
 - ``crm-keyed``: a write key, not keyless: ``X-API-Key`` on fetch (preflighted), ``?api_key=``
   on the beacon;
-- ``crm-limited``: keyless with a tiny per-user rate limit, to answer 429 with ``Retry-After``.
+- ``crm-limited``: keyless with a tiny per-user rate limit, to answer 429 with ``Retry-After``;
+- ``crm-elsewhere``: keyless from another origin only (refused from the page's).
+
+The site also answers on ``http://127.0.0.1:<its port>``, an origin no project allows.
 
 ``sdk-js/e2e/browser.mjs`` drives Chromium through the scenarios and reports what it saw; the
 collector is wrapped (observation only) to log how each ``/collect`` request came and was
@@ -48,6 +51,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PROJECT = "internal-crm"  # the design example's project: keyless
 KEYED, KEY = "crm-keyed", "rk_browser_e2e"
 LIMITED = "crm-limited"
+ELSEWHERE, ELSEWHERE_ORIGIN = "crm-elsewhere", "https://elsewhere.example"  # keyless, not from us
 LIMITED_RATE = {"user_per_s": 0.5, "user_burst": 2}  # a 2-event batch empties it for 4 s
 TOTAL = 2 + 15 + 10 + 5 + 4 + 4  # events of the scenarios
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
@@ -110,7 +114,9 @@ def logged(collector: ASGIApp, log: list[dict[str, Any]]) -> ASGIApp:
                 entry["status"], entry["answered"] = message["status"], time.monotonic()
                 entry["answer"] = {k.decode(): v.decode() for k, v in message["headers"]}
             elif message["type"] == "http.response.body" and entry["body"]:
-                entry["ids"] = [e["event_id"] for e in orjson.loads(entry["body"])]
+                events = orjson.loads(entry["body"])
+                entry["ids"] = [e["event_id"] for e in events]
+                entry["projects"] = sorted({e["project_id"] for e in events})
             await send(message)
 
         await collector(scope, receiving, sending)
@@ -121,6 +127,7 @@ def logged(collector: ASGIApp, log: list[dict[str, Any]]) -> ASGIApp:
 @dataclass(frozen=True)
 class Run:
     origin: str  # the page's
+    stranger: str  # an origin no project allows
     seen: dict[str, Any]  # what the browser driver reports
     events: list[dict[str, Any]]  # Kafka envelopes
     requests: list[dict[str, Any]]  # how /collect was called and answered
@@ -157,19 +164,22 @@ def run(kafka_broker: Any, dist: Path) -> Iterator[Run]:
             PROJECT: Project(PROJECT, allowed_origins=(origin,), allow_keyless=True),
             KEYED: Project(KEYED, (WriteKey("browser", hash_key(KEY)),), allowed_origins=(origin,)),
             LIMITED: Project(LIMITED, allowed_origins=(origin,), allow_keyless=True,
-                             rate_limits=LIMITED_RATE)})
+                             rate_limits=LIMITED_RATE),
+            ELSEWHERE: Project(ELSEWHERE, allowed_origins=(ELSEWHERE_ORIGIN,), allow_keyless=True)})
         cfg = CollectorConfig(kafka_broker.bootstrap, registry, topic_prefix=prefix)
         with serving(logged(create_app(cfg), log)) as collector_base:
             wait_ready(collector_base)
-            args = {"base": origin, "log": f"{site_base}/log",
+            args = {"base": origin, "other": site_base, "log": f"{site_base}/log",
                     "endpoint": f"{collector_base}/collect", "key": KEY,
-                    "projects": {"design": PROJECT, "keyed": KEYED, "limited": LIMITED}}
+                    "projects": {"design": PROJECT, "keyed": KEYED, "limited": LIMITED,
+                                 "elsewhere": ELSEWHERE}}
             proc = subprocess.run(["node", "e2e/browser.mjs", json.dumps(args)], cwd=SDK,
                                   capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-4000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     print("browser scenarios, ms:", seen["ms"])
-    yield Run(origin, seen, consume(kafka_broker.bootstrap, f"{prefix}.events.raw", TOTAL), log)
+    events = consume(kafka_broker.bootstrap, f"{prefix}.events.raw", TOTAL)
+    yield Run(origin, site_base, seen, events, log)
 
 
 def named(run: Run, *names: str) -> list[dict[str, Any]]:
@@ -309,7 +319,25 @@ def test_sdk_reads_retry_after_cross_origin_and_resends_the_same_ids_after_it(ru
     assert run.seen["limited"]["statuses"] == [202, 429, 202]  # as the browser saw them
 
 
+def test_origins_a_project_does_not_allow_are_refused(run: Run) -> None:
+    seen = run.seen["foreign"]
+    assert not named(run, "stranger_event", "elsewhere_event") and seen["accepted"] == 0
+    # No project allows the stranger origin: 403 without CORS headers, a network error to the
+    # SDK, which keeps the event and retries it.
+    stranger = [r for r in run.requests if r["origin"] == run.stranger]
+    assert len(stranger) >= 2 and {r["method"] for r in stranger} == {"POST"}
+    assert {r["status"] for r in stranger} == {403}
+    assert len({tuple(r["ids"]) for r in stranger}) == 1  # the same event, retried
+    assert not any(k.startswith("access-control-") for r in stranger for k in r["answer"])
+    assert seen["kept"] == ["stranger_event"]
+    # The page's origin is allowed, but not for crm-elsewhere: the SDK reads the 403, drops it.
+    (refused,) = [r for r in run.requests if r.get("projects") == [ELSEWHERE]]
+    assert refused["status"] == 403 and refused["origin"] == run.origin
+    assert refused["answer"]["access-control-allow-origin"] == run.origin
+    assert seen["left"] == 0
+
+
 def test_every_event_is_in_kafka_once(run: Run) -> None:
     ids = Counter(env["event"]["event_id"] for env in run.events)
     assert len(ids) == TOTAL and set(ids.values()) == {1}
-    assert all(r["origin"] == run.origin for r in run.requests)
+    assert {r["origin"] for r in run.requests} == {run.origin, run.stranger}
