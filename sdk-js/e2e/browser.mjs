@@ -2,8 +2,9 @@
 // collector on another, so every /collect request is cross-origin (CORS). Run by
 // tests/sdk/test_browser_e2e.py, which owns the servers, the project registry and Kafka and checks
 // what arrived; this script drives the browser and prints ONE JSON line of what it saw. Usage:
-//   node e2e/browser.mjs '{"base": "http://localhost:P1", "log": "http://127.0.0.1:P1/log", "endpoint": "http://127.0.0.1:P2/collect",
-//                          "projects": {"design": "...", "keyed": "...", "limited": "..."}, "key": "..."}'
+//   node e2e/browser.mjs '{"base": "http://localhost:P1", "other": "http://127.0.0.1:P1",
+//     "log": "http://127.0.0.1:P1/log", "endpoint": "http://127.0.0.1:P2/collect", "key": "...",
+//     "projects": {"design": "...", "keyed": "...", "limited": "...", "elsewhere": "..."}}'
 // `base` serves the page (`/?opts=<init options as JSON>`, the loader snippet calling
 // `RadixInsight.init(opts)`) and `/empty`; `log` lists the /collect requests the collector saw.
 // Projects: `design` keyless from `base`; `keyed` needs `key`; `limited` keyless with a tiny rate limit;
