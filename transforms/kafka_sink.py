@@ -7,6 +7,7 @@ raises, so the runner retries the bundle instead of losing a bad row.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -22,18 +23,29 @@ class _ProduceFn(beam.DoFn):
         self._pending: list[Any] = []
         self._sent = beam.metrics.Metrics.counter("kafka_sink", f"{topic}_records")
 
-    def setup(self) -> None:
+    def _ensure_producer(self) -> Any:
+        """Created on first use and retried for ``flush_timeout_s``: a broker that is
+        restarting must not fail the job (on Prism a failed bundle fails the job)."""
         from kafka import KafkaProducer
+        from kafka.errors import KafkaError
 
-        self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, acks="all",
-                                       enable_idempotence=True, linger_ms=20)
+        deadline = time.monotonic() + self._flush_timeout_s
+        while self._producer is None:
+            try:
+                self._producer = KafkaProducer(bootstrap_servers=self._bootstrap, acks="all",
+                                               enable_idempotence=True, linger_ms=20)
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+        return self._producer
 
     def start_bundle(self) -> None:
         self._pending = []
 
     def process(self, element: Any) -> None:
         key, value = self._to_record(element)
-        self._pending.append(self._producer.send(self._topic, key=key, value=value))
+        self._pending.append(self._ensure_producer().send(self._topic, key=key, value=value))
 
     def finish_bundle(self) -> None:
         if not self._pending:

@@ -15,6 +15,7 @@ output, so a restarted job resumes from the last finalized position
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -27,6 +28,8 @@ from apache_beam.io.watermark_estimators import ManualWatermarkEstimator
 from apache_beam.transforms.core import RestrictionProvider
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration, Timestamp
+
+log = logging.getLogger(__name__)
 
 # Open end of a partition's restriction: Kafka offsets are < 2**63.
 END_OF_TIME_OFFSET = sys.maxsize
@@ -70,6 +73,8 @@ class KafkaReadConfig:
     # commits after its files are renamed into place, since runner state may be lost).
     commit_offsets: bool = True
     consumer_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+    # While the broker cannot be reached, a partition's reader waits this long between tries.
+    unavailable_retry_s: float = 2.0
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -193,12 +198,23 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         watermark=beam.DoFn.WatermarkEstimatorParam(ManualWatermarkEstimator.default_provider()),
     ):
         from kafka import TopicPartition
+        from kafka.errors import KafkaError
 
         tp = TopicPartition(part.topic, part.partition)
-        consumer = self._consumer_for(part)
         next_offset = tracker.current_restriction().start
-        if consumer.position(tp) != next_offset:
-            consumer.seek(tp, next_offset)
+        try:
+            consumer = self._consumer_for(part)
+            if consumer.position(tp) != next_offset:
+                consumer.seek(tp, next_offset)
+        except KafkaError as exc:
+            # The broker is away. Failing the bundle would fail the whole job on Prism;
+            # instead wait and resume from the same offset (nothing was claimed).
+            log.warning("Kafka unavailable for %s[%d], retrying in %.0fs: %s", part.topic,
+                        part.partition, self._cfg.unavailable_retry_s, exc)
+            self._consumers.pop(part, None)
+            finalizer.register(_Commit(self._cfg, part, None))
+            tracker.defer_remainder(Duration.of(self._cfg.unavailable_retry_s))
+            return
         last_claimed = None
         max_ts = None
         # Poll until the bundle's time budget is spent or a poll comes back empty:
@@ -222,7 +238,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
                 )
             if not records or time.monotonic() >= budget_end:
                 break
-        self._advance_watermark(watermark, consumer, tp, max_ts)
+        try:
+            self._advance_watermark(watermark, consumer, tp, max_ts)
+        except KafkaError as exc:  # the log end is unknown while the broker is away
+            log.warning("watermark of %s[%d] held: %s", part.topic, part.partition, exc)
         # Always register: Prism asks every bundle of this stage to finalize, and
         # a bundle with nothing registered is already released by then.
         finalizer.register(_Commit(self._cfg, part, None if last_claimed is None

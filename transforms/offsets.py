@@ -65,9 +65,16 @@ class _CommitFn(beam.DoFn):
     def process(self, report: Report, state=beam.DoFn.StateParam(NEXT)):
         (topic, partition), offsets = report
         part = KafkaPartition(topic, partition)
-        known = state.read()
-        # Where the reader started this partition: the group's committed offset.
-        next_offset, pending = known if known else (start_offset(self._cfg, part), set())
+        next_offset, pending = state.read() or (None, set())
+        if next_offset is None:
+            # Where the reader started this partition: the group's committed offset.
+            try:
+                next_offset = start_offset(self._cfg, part)
+            except Exception as exc:  # broker away: keep the report, ask again next time
+                log.warning("cannot read %s[%d]'s committed offset yet: %s", topic, partition,
+                            exc)
+                state.write((None, pending | set(offsets)))
+                return iter(())
         moved, pending = advance(next_offset, pending, offsets)
         state.write((moved, pending))
         self._waiting.set(len(pending))
