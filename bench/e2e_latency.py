@@ -181,7 +181,11 @@ def main() -> None:
         for runner in args.runners.split(","):
             print(f"[e2e_latency] {runner}: {args.rate:.0f} ev/s for {args.seconds:.0f}s…",
                   file=sys.stderr)
-            results[runner] = run_runner(runner, broker, store.url, work, args.rate, args.seconds)
+            try:
+                results[runner] = run_runner(runner, broker, store.url, work, args.rate,
+                                             args.seconds)
+            except TimeoutError as exc:  # one runner failing must not hide the other's figures
+                results[runner] = {"error": str(exc), "log": str(work / f"pipeline-{runner}.log")}
     finally:
         store.stop()
         broker.stop()

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.chain import ChainConfig, ProcessRawEvents, chain_config
 from pipelines.options import ChainOptions, KafkaSourceOptions
@@ -74,8 +74,10 @@ def raw_topic(prefix: str) -> str:
 def streaming_chain_config(opts: PipelineOptions) -> ChainConfig:
     own = opts.view_as(StreamingOptions)
     cfg = chain_config(opts)
+    on_flink = "flink" in str(opts.view_as(StandardOptions).runner or "").lower()
     return replace(cfg, sessions=replace(
         cfg.sessions, gate_tick_s=own.watermark_tick_s, gate_max_step_s=own.watermark_max_step_s,
+        late_firing="count" if on_flink else "always",
         gate_max_idle_ticks=own.watermark_idle_ticks or None, early_s=own.session_early_s))
 
 

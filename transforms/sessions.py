@@ -206,10 +206,16 @@ class SessionConfig:
     gate_max_step_s: float = 300.0
     # Streaming only: also emit sessions every this many seconds before they close (0: off).
     early_s: float = 0.0
+    # The late-firing trigger, same panes either way: "always" (Prism runs no trigger with
+    # state on merging windows, beam#31438) or "count" (AfterCount(1): Flink's Java side
+    # requires a once-trigger there and rejects Always).
+    late_firing: str = "always"
 
     def __post_init__(self) -> None:
         if self.gap_s <= 0 or self.allowed_lateness_s < 0 or self.early_s < 0:
             raise ValueError("gap_s must be > 0; allowed_lateness_s and early_s >= 0")
+        if self.late_firing not in ("always", "count"):
+            raise ValueError("late_firing must be 'always' or 'count'")
 
 
 class Sessionize(beam.PTransform):
@@ -250,7 +256,8 @@ class Sessionize(beam.PTransform):
             | "KeyByBrowser" >> beam.Map(_keyed)
             | "SessionWindows" >> beam.WindowInto(
                 window.Sessions(cfg.gap_s),
-                trigger=trigger.AfterWatermark(early=early, late=trigger.Always()),
+                trigger=trigger.AfterWatermark(early=early, late=(
+                    trigger.Always() if cfg.late_firing == "always" else trigger.AfterCount(1))),
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
