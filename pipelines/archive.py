@@ -44,7 +44,7 @@ from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import BagStateSpec, ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.utils.timestamp import Timestamp
 
-from pipelines.options import KafkaSourceOptions
+from pipelines.options import KafkaSourceOptions, kafka_read_config
 from pipelines.runners import runner_args
 from transforms.kafka_source import (
     KafkaPartition,
@@ -359,18 +359,9 @@ def build(p: beam.Pipeline, source: beam.PTransform, sink: beam.PTransform,
     return p | "Source" >> source | "Archive" >> sink
 
 
-def raw_topic(prefix: str) -> str:
-    return f"{prefix}.events.raw"
-
-
 def read_config(opts: PipelineOptions) -> KafkaReadConfig:
     # The reader never commits: WriteArchive commits after the files exist.
-    kafka = opts.view_as(KafkaSourceOptions)
-    return KafkaReadConfig(bootstrap_servers=kafka.kafka_bootstrap,
-                           topics=(raw_topic(kafka.topic_prefix),),
-                           group_id=kafka.consumer_group or "radixinsight-archive",
-                           start_from=kafka.start_from, idle_resume_s=kafka.idle_poll_s,
-                           bundle_budget_s=kafka.read_bundle_s, commit_offsets=False)
+    return kafka_read_config(opts, "radixinsight-archive")
 
 
 def run(argv: list[str] | None = None) -> None:

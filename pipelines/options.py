@@ -12,6 +12,7 @@ from typing import Any
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.dedup import DEFAULT_WINDOW_S
+from transforms.kafka_source import KafkaReadConfig
 
 
 class KafkaSourceOptions(PipelineOptions):
@@ -57,3 +58,18 @@ class ChainOptions(PipelineOptions):
         parser.add_argument("--session_lateness_s", type=float, default=3600,
                             help="how far behind the watermark an event may still change "
                                  "its session; later ones are counted and left out")
+
+
+def raw_topic(prefix: str) -> str:
+    return f"{prefix}.events.raw"
+
+
+def kafka_read_config(opts: PipelineOptions, default_group: str) -> KafkaReadConfig:
+    """The raw topic's reader for a job; it never commits offsets itself: each job commits
+    once its output is durable (the stream after the store, the archive after the files)."""
+    kafka = opts.view_as(KafkaSourceOptions)
+    return KafkaReadConfig(bootstrap_servers=kafka.kafka_bootstrap,
+                           topics=(raw_topic(kafka.topic_prefix),),
+                           group_id=kafka.consumer_group or default_group,
+                           start_from=kafka.start_from, idle_resume_s=kafka.idle_poll_s,
+                           bundle_budget_s=kafka.read_bundle_s, commit_offsets=False)

@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.chain import ChainConfig, ProcessRawEvents, chain_config
-from pipelines.options import ChainOptions, KafkaSourceOptions
+from pipelines.options import ChainOptions, KafkaSourceOptions, kafka_read_config
 from pipelines.runners import runner_args
 from transforms.clickhouse_sink import WriteToClickHouse, failed_rows
 from transforms.event_time import WATERMARK_COLUMNS
@@ -65,10 +65,6 @@ class StreamingOptions(PipelineOptions):
         parser.add_argument("--session_early_s", type=float, default=0,
                             help="also emit open sessions every this many seconds (0: only "
                                  "when they close)")
-
-
-def raw_topic(prefix: str) -> str:
-    return f"{prefix}.events.raw"
 
 
 def streaming_chain_config(opts: PipelineOptions) -> ChainConfig:
@@ -116,13 +112,8 @@ def _positions(row: dict[str, Any]) -> list[tuple[tuple[str, int], list[int]]]:
 
 
 def read_config(opts: PipelineOptions) -> KafkaReadConfig:
-    """The stream's reader: offsets are committed after the store, not by the reader."""
-    opts = opts.view_as(KafkaSourceOptions)
-    return KafkaReadConfig(bootstrap_servers=opts.kafka_bootstrap,
-                           topics=(raw_topic(opts.topic_prefix),),
-                           group_id=opts.consumer_group or "radixinsight-streaming",
-                           start_from=opts.start_from, idle_resume_s=opts.idle_poll_s,
-                           bundle_budget_s=opts.read_bundle_s, commit_offsets=False)
+    """The stream's reader: offsets are committed after the store (transforms/offsets.py)."""
+    return kafka_read_config(opts, "radixinsight-streaming")
 
 
 def kafka_source(opts: PipelineOptions) -> beam.PTransform:

@@ -22,14 +22,19 @@ import pytest
 import requests
 
 from collector.app import CollectorConfig
-from collector.projects import Registry
 from radixinsight import procs
 from radixinsight.demo import user_journeys
-from radixinsight.services.kafka_broker import KafkaBroker, create_topics
+from radixinsight.services.kafka_broker import KafkaBroker
 from radixinsight.store import connect
 from radixinsight.store.migrate import migrate
 from tests.fixtures.collector import running_collector
-from tests.pipelines.test_streaming_e2e import KEY, count, run_stream_job, wait_count
+from tests.pipelines.test_streaming_e2e import (
+    KEY,
+    count,
+    run_stream_job,
+    stream_setup,
+    wait_count,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,12 +111,7 @@ def test_kill9_store_outage_and_broker_restart_lose_and_duplicate_nothing(tmp_pa
         broker.start(timeout_s=90)
         store.start()
         migrate(connect(store.url))
-        prefix = f"f{uuid.uuid4().hex[:8]}"
-        create_topics(broker.bootstrap, [f"{prefix}.events.raw", f"{prefix}.events.dlq"],
-                      partitions=2)
-        reg = Registry({})
-        reg.add_key("demo", KEY)
-        reg.save(tmp_path / "projects.json")
+        prefix, reg = stream_setup(broker.bootstrap, tmp_path, "f")
         log = tmp_path / "pipeline.log"
 
         def start_job():

@@ -80,13 +80,18 @@ def dead_letters(bootstrap: str, topic: str) -> list[dict]:
         consumer.close()
 
 
-def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=400):
-    prefix = f"e2e{uuid.uuid4().hex[:8]}"
-    create_topics(kafka_broker.bootstrap, [f"{prefix}.events.raw", f"{prefix}.events.dlq"],
-                  partitions=2)
+def stream_setup(bootstrap: str, tmp_path: Path, name: str) -> tuple[str, Registry]:
+    """Fresh raw and DLQ topics (a prefix of their own) and a registry with the demo key."""
+    prefix = f"{name}{uuid.uuid4().hex[:8]}"
+    create_topics(bootstrap, [f"{prefix}.events.raw", f"{prefix}.events.dlq"], partitions=2)
     reg = Registry({})
     reg.add_key("demo", KEY)
     reg.save(tmp_path / "projects.json")
+    return prefix, reg
+
+
+def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=400):
+    prefix, reg = stream_setup(kafka_broker.bootstrap, tmp_path, "e2e")
     client = connect(fresh_store)
     log = tmp_path / "pipeline.log"
     job = run_stream_job(runner, kafka_broker.bootstrap, fresh_store, prefix, log,
