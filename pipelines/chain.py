@@ -1,6 +1,6 @@
 """The transforms every job runs, in one place: raw bytes to rows for every table.
 
-parse -> validate -> dedup -> enrich -> identity -> (events, live counts, sessions).
+parse -> validate -> enrich -> dedup and identity (per browser) -> (events, sessions).
 The streaming job and the backfill compose this same transform; only their sources
 and sinks differ (and the backfill, being batch, needs no lateness gate).
 """
@@ -17,14 +17,15 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.options import ChainOptions
-from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, DedupEvents, first_copies
-from transforms.enrichments import EnrichConfig, EnrichEvents
+from transforms.browser_state import DedupAndResolve
+from transforms.chain import ProcessEvents
+from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, first_copies
+from transforms.enrichments import EnrichConfig
 from transforms.event_time import TOO_LATE, WATERMARKS
-from transforms.identity import LINKS, ResolveIdentity, resolve_in_order
-from transforms.parse import ParseEnvelopes
+from transforms.identity import LINKS, resolve_in_order
 from transforms.results import BAD
 from transforms.sessions import SessionConfig, Sessionize, session_key, split_sessions
-from transforms.validate import ValidateConfig, ValidateEvents
+from transforms.validate import ValidateConfig
 
 
 @dataclass(frozen=True)
@@ -78,26 +79,21 @@ class ProcessRawEvents(beam.PTransform):
         if not self._streaming:
             return raw | "Batch" >> _ProcessBatch(self._cfg)
         cfg = self._cfg
-        parsed = raw | "ParseEnvelopes" >> ParseEnvelopes(cfg.bare_received_at)
-        valid = parsed.envelopes | "ValidateEvents" >> ValidateEvents(cfg.validate)
-        unique = valid.rows | "DedupEvents" >> DedupEvents(cfg.dedup_window_s,
-                                                           streaming=self._streaming)
-        enriched = unique.rows | "EnrichEvents" >> EnrichEvents(cfg.enrich)
-        resolved = enriched.rows | "ResolveIdentity" >> ResolveIdentity(
-            streaming=self._streaming)
-        sessions = resolved.rows | "Sessionize" >> Sessionize(cfg.sessions,
-                                                              streaming=self._streaming)
-        out = {
+        # parse, validate and enrich fused in one step, as in the batch form
+        processed = raw | "ParseValidateEnrich" >> ProcessEvents(cfg.validate, cfg.enrich,
+                                                                 cfg.bare_received_at)
+        # one keyed step per browser for both: each state read is a runner round trip
+        resolved = processed.rows | "DedupAndResolve" >> DedupAndResolve(cfg.dedup_window_s)
+        sessions = resolved.rows | "Sessionize" >> Sessionize(cfg.sessions, streaming=True)
+        return {
             "events": resolved.rows,
-            "bad": (parsed[BAD], valid[BAD], enriched[BAD]) | "AllBadRows" >> beam.Flatten(),
+            "bad": processed[BAD],
             "identities": resolved[LINKS],
             "sessions": sessions["sessions"],
-            "duplicates": unique[DROPPED],
+            "duplicates": resolved[DROPPED],
+            "too_late": sessions[TOO_LATE],
+            "completeness": sessions[WATERMARKS],
         }
-        if self._streaming:
-            out["too_late"] = sessions[TOO_LATE]
-            out["completeness"] = sessions[WATERMARKS]
-        return out
 
 
 _DUPLICATES = beam.metrics.Metrics.counter("dedup", "duplicates_dropped")
@@ -126,16 +122,14 @@ def _by_browser(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
 class _ProcessBatch(beam.PTransform):
     """The batch composition of the same functions: parse, validate and enrich fused in
     one step, then ONE shuffle by browser for dedup, identity and sessions (copies of an
-    event share its browser). The streaming form needs three keyed stages with state
-    and timers instead; on the batch runner those cost 5x more than the work itself."""
+    event share its browser). The streaming form needs state, timers and session
+    windows instead; on the batch runner those cost 5x more than the work itself."""
 
     def __init__(self, cfg: ChainConfig) -> None:
         super().__init__()
         self._cfg = cfg
 
     def expand(self, raw):
-        from transforms.chain import ProcessEvents
-
         cfg = self._cfg
         processed = raw | "ParseValidateEnrich" >> ProcessEvents(cfg.validate, cfg.enrich,
                                                                  cfg.bare_received_at)

@@ -20,7 +20,7 @@ from transforms.enrichments import (
     open_chain,
 )
 from transforms.parse import ParseError, decode_envelope, parse_bad_row
-from transforms.results import BAD
+from transforms.results import BAD, with_source
 from transforms.validate import ValidateConfig, ValidationError, validate_bad_row, validate_envelope
 
 
@@ -52,18 +52,22 @@ class _ProcessFn(beam.DoFn):
     def setup(self) -> None:
         self._chain = open_chain(self._enrich)
 
-    def process(self, raw: bytes):
+    def process(self, raw: Any):
+        src = None
+        if not isinstance(raw, bytes | str):  # a KafkaRecord: keep its position
+            src, raw = (raw.topic, raw.partition, raw.offset), raw.value
         ok, out = process_raw(raw, self._validate, self._chain, self._bare)
         if ok:
             self._rows.inc()
-            yield out
+            yield with_source(out, src)
         else:
             self._bad.inc()
-            yield beam.pvalue.TaggedOutput(BAD, out)
+            yield beam.pvalue.TaggedOutput(BAD, with_source(out, src))
 
 
 class ProcessEvents(beam.PTransform):
-    """raw bytes -> enriched rows (``rows``) and bad rows of any stage (``BAD``)."""
+    """raw bytes (or KafkaRecords, whose position is kept) -> enriched rows (``rows``)
+    and bad rows of any stage (``BAD``)."""
 
     def __init__(self, validate: ValidateConfig | None = None, enrich: EnrichConfig | None = None,
                  bare_received_at: str | None = None) -> None:

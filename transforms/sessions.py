@@ -231,6 +231,8 @@ class Sessionize(beam.PTransform):
         out: dict[str, Any] = {}
         lateness = cfg.allowed_lateness_s
         if self._streaming:
+            # The gate is one key: only what sessions need goes through it, not whole rows.
+            rows = rows | "SessionFields" >> beam.Map(session_fields)
             gated = rows | "GateLateEvents" >> GateLateEvents(GateConfig(
                 horizon_s=cfg.gap_s + cfg.allowed_lateness_s, tick_s=cfg.gate_tick_s,
                 max_step_s=max(cfg.gate_max_step_s, cfg.gate_tick_s),
@@ -272,6 +274,11 @@ class Sessionize(beam.PTransform):
 
 SESSION_FIELDS = ("timestamp", "event_type", "page_path", "resolved_user_id", "anonymous_id",
                   "session_id")
+
+
+def session_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """What sessions need of an event: its key's fields and SESSION_FIELDS."""
+    return {f: row.get(f) for f in (*SESSION_FIELDS, "project_id", "user_id")}
 
 
 def _keyed(row: dict[str, Any]) -> tuple[tuple[str, str], dict[str, Any]]:
