@@ -10,6 +10,7 @@ in ``events``. Prints ONE JSON line:
                   "max_s": ..}, "flink": {...}}}
 
 Usage: python bench/e2e_latency.py [--rate 1000] [--seconds 30] [--runners prism,flink]
+       [--job_arg=--some_job_flag=value ...]
 """
 
 from __future__ import annotations
@@ -94,8 +95,11 @@ def offer_load(url: str, rate_eps: float, seconds: float, sent_at: dict[int, flo
 
 
 def watch(client, sent_at: dict[int, float], seen_at: dict[int, float], stop: threading.Event,
-          every_s: float = 0.1) -> None:
-    """Record when each batch is complete (all BATCH rows visible) in ``events``."""
+          every_s: float = 0.25) -> None:
+    """Record when each batch is complete (all BATCH rows visible) in ``events``.
+
+    Every 0.25 s: finer than the latencies measured, and the query (a scan of the
+    table) runs on the same two cores as the job, so it is not free."""
     while not stop.is_set():
         rows = client.query("SELECT JSONExtractInt(properties, 'b') AS b, count() FROM events "
                             "WHERE project_id = 'bench' GROUP BY b").result_rows
@@ -107,7 +111,7 @@ def watch(client, sent_at: dict[int, float], seen_at: dict[int, float], stop: th
 
 
 def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rate: float,
-               seconds: float) -> dict:
+               seconds: float, job_args: list[str]) -> dict:
     database = f"bench_{runner}_{uuid.uuid4().hex[:6]}"
     connect(store_url).command(f"CREATE DATABASE {database}")
     db_url = f"{store_url}/{database}"
@@ -119,7 +123,7 @@ def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rat
            "RADIX_TOPIC_PREFIX": prefix}
     job = ["pipeline", "stream", f"--runner={runner}", f"--projects={work / 'projects.json'}",
            f"--kafka_bootstrap={broker.bootstrap}",
-           f"--store={db_url}", f"--topic_prefix={prefix}"]
+           f"--store={db_url}", f"--topic_prefix={prefix}", *job_args]
     pids = [spawn(["collector", "serve", "--port", str(port)],
                   work / f"collector-{runner}.log", env),
             spawn(job, work / f"pipeline-{runner}.log", env)]
@@ -169,6 +173,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=1000, help="offered events/s")
     ap.add_argument("--seconds", type=float, default=30, help="how long to offer load")
     ap.add_argument("--runners", default="prism,flink")
+    ap.add_argument("--job_arg", action="append", default=[],
+                    help="extra flag for the streaming job (repeatable), e.g. "
+                         "--job_arg=--max_cache_memory_usage_mb=0")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radix-bench-"))
     reg = Registry({})
@@ -183,7 +190,7 @@ def main() -> None:
                   file=sys.stderr)
             try:
                 results[runner] = run_runner(runner, broker, store.url, work, args.rate,
-                                             args.seconds)
+                                             args.seconds, args.job_arg)
             except TimeoutError as exc:  # one runner failing must not hide the other's figures
                 results[runner] = {"error": str(exc), "log": str(work / f"pipeline-{runner}.log")}
     finally:
@@ -194,6 +201,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "rate_target_eps": args.rate, "seconds": args.seconds, "batch": BATCH,
+        "job_args": args.job_arg,
         "runners": results,
     }))
 
