@@ -89,7 +89,7 @@ def store_sinks(store: str | None) -> dict[str, beam.PTransform]:
     }
 
 
-def _rows_of(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rows_of(batch: Any) -> Any:
     return batch
 
 

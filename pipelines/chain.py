@@ -8,6 +8,7 @@ and sinks differ (and the backfill, being batch, needs no lateness gate).
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 import zlib
 from collections import defaultdict
@@ -113,6 +114,34 @@ SHARD_BATCH = 512
 RAW_SEEN = [0]
 # Rows per element of the batch outputs (lists of rows): one sink insert's worth.
 OUTPUT_BATCH = 10_000
+
+
+class RowBatch(list):
+    """Type hint of the batch outputs: a list of row dicts moved as one element."""
+
+
+class RowBatchCoder(beam.coders.Coder):
+    """Pickles a batch (should a runner move one between stages), but estimates its size
+    from its first row: Beam samples output sizes (always the first ten elements of a
+    bundle), and pickling 10,000 rows to measure them cost 7% of a backfill."""
+
+    def encode(self, value: list[dict[str, Any]]) -> bytes:
+        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> list[dict[str, Any]]:
+        return pickle.loads(encoded)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def estimate_size(self, value: list[dict[str, Any]]) -> int:
+        return len(self.encode(value[:1])) * len(value) if value else 1
+
+    def to_type_hint(self) -> type:
+        return RowBatch
+
+
+beam.coders.registry.register_coder(RowBatch, RowBatchCoder)
 
 
 @dataclass(frozen=True)
@@ -255,7 +284,8 @@ class _ProcessBatch(beam.PTransform):
         out = (raw
                | "ShardByBrowser" >> beam.ParDo(_ShardFn(self._cfg.bare_received_at))
                | "GroupByShard" >> beam.GroupByKey()
-               | "PerShard" >> beam.ParDo(_PerShardFn(self._cfg)).with_outputs(
+               | "PerShard" >> beam.ParDo(_PerShardFn(self._cfg)).with_output_types(
+                   RowBatch, **dict.fromkeys(BATCH_TAGS[1:], RowBatch)).with_outputs(
                    BAD, *BATCH_TAGS[1:], main="events"))
         return {"events": out.events, "bad": out[BAD], "identities": out.identities,
                 "sessions": out.sessions, "duplicates": out.duplicates}
