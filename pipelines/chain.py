@@ -8,7 +8,6 @@ and sinks differ (and the backfill, being batch, needs no lateness gate).
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 import zlib
 from collections import defaultdict
@@ -24,6 +23,7 @@ from apache_beam.transforms.window import GlobalWindows
 from pipelines.options import ChainOptions
 from transforms.browser_state import DedupAndResolve
 from transforms.chain import ProcessEvents, process_raw
+from transforms.clickhouse_sink import RowBatch
 from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, first_copies
 from transforms.enrichments import EnrichConfig, Opened, open_chain
 from transforms.event_time import TOO_LATE, WATERMARKS
@@ -114,34 +114,6 @@ SHARD_BATCH = 512
 RAW_SEEN = [0]
 # Rows per element of the batch outputs (lists of rows): one sink insert's worth.
 OUTPUT_BATCH = 10_000
-
-
-class RowBatch(list):
-    """Type hint of the batch outputs: a list of row dicts moved as one element."""
-
-
-class RowBatchCoder(beam.coders.Coder):
-    """Pickles a batch (should a runner move one between stages), but estimates its size
-    from its first row: Beam samples output sizes (always the first ten elements of a
-    bundle), and pickling 10,000 rows to measure them cost 7% of a backfill."""
-
-    def encode(self, value: list[dict[str, Any]]) -> bytes:
-        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
-
-    def decode(self, encoded: bytes) -> list[dict[str, Any]]:
-        return pickle.loads(encoded)
-
-    def is_deterministic(self) -> bool:
-        return False
-
-    def estimate_size(self, value: list[dict[str, Any]]) -> int:
-        return len(self.encode(value[:1])) * len(value) if value else 1
-
-    def to_type_hint(self) -> type:
-        return RowBatch
-
-
-beam.coders.registry.register_coder(RowBatch, RowBatchCoder)
 
 
 @dataclass(frozen=True)

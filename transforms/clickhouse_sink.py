@@ -21,6 +21,7 @@ import gc
 import hashlib
 import json
 import logging
+import pickle
 import random
 import re
 import time
@@ -361,6 +362,37 @@ def rejected_row(row: Any, messages: list[str]) -> dict[str, Any]:
 
 def _row_bytes(row: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row.values())
+
+
+# ---- batches of rows as elements --------------------------------------------
+
+class RowBatch(list):
+    """Type hint of a PCollection of row lists (``batches=True``): one element, many rows."""
+
+
+class RowBatchCoder(beam.coders.Coder):
+    """Pickles a batch (should a runner move one between stages), but estimates its size
+    from its first row: Beam samples output sizes (always the first ten elements of a
+    bundle), and pickling 10,000 rows to measure them cost 7% of a backfill. Declare it
+    with ``.with_output_types(RowBatch)`` on the step that emits the lists."""
+
+    def encode(self, value: list[dict[str, Any]]) -> bytes:
+        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> list[dict[str, Any]]:
+        return pickle.loads(encoded)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def estimate_size(self, value: list[dict[str, Any]]) -> int:
+        return len(self.encode(value[:1])) * len(value) if value else 1
+
+    def to_type_hint(self) -> type:
+        return RowBatch
+
+
+beam.coders.registry.register_coder(RowBatch, RowBatchCoder)
 
 
 # ---- the DoFn --------------------------------------------------------------
