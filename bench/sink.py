@@ -10,15 +10,21 @@ table's types, UUIDs as 16 bytes) and inserted with one ``insert_arrow`` each; n
 no buffering, no metrics. ``raw_insert_only`` inserts pre-built tables (the store's share).
 Sink: ``WriteToClickHouse``'s DoFn driven directly (setup/start_bundle/process/
 finish_bundle) and inside a Beam pipeline on the FnApiRunner (the Direct runner's batch
-engine) fed by ``beam.Create``; the pipeline figure is also given net of the same
-pipeline with a no-op sink (Create + decode). Each run writes fresh event_ids into an
-emptied table (the tables keep a dedup window); best of ``--repeats``.
+engine) fed by ``beam.Create``, three ways: one row per element (``sink_rows``), rows
+regrouped by ``beam.BatchElements`` into ``WriteToClickHouse(batches=True)``
+(``sink_batchelements``), and a producer that emits lists of rows, as the backfill
+does (``sink_lists``). Each pipeline figure is also given net of the same pipeline
+with a no-op sink (``noop_*``). The reference builds its tables with the cyclic GC
+paused, as the sink does, so the ratios measure the sink's own overhead. Each run
+writes fresh event_ids into an emptied table (the tables keep a dedup window); best
+of ``--repeats``.
 Prints ONE JSON line. Usage: python bench/sink.py [--rows 100000] [--batch 10000]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -43,12 +49,13 @@ from bench.enrich import build_city_db, make_events  # noqa: E402
 from pipelines.streaming import EVENT_COLUMNS  # noqa: E402
 from radixinsight.store import connect  # noqa: E402
 from radixinsight.store.migrate import migrate  # noqa: E402
-from transforms.clickhouse_sink import WriteToClickHouse, arrow_schema  # noqa: E402
+from transforms.clickhouse_sink import RowBatch, WriteToClickHouse, arrow_schema  # noqa: E402
 from transforms.enrichments import EnrichConfig, enrich_row, geo, open_chain  # noqa: E402
 from transforms.parse import decode_envelope  # noqa: E402
 from transforms.validate import ValidateConfig, validate_envelope  # noqa: E402
 
 TABLES = ("events", "event_counts_daily", "sessions")  # events and its views' targets
+SHAPES = ("rows", "batchelements", "lists")  # how the in-pipeline sink gets its rows
 
 
 def make_base(distinct: int, work: Path, seed: int = 5) -> list[dict]:
@@ -91,11 +98,15 @@ class _Clock:
 
 def raw_table(rows: list[dict], schema: list[tuple[str, pa.DataType]]) -> pa.Table:
     cols = {}
-    for name, typ in schema:
-        values = [r[name] for r in rows]
-        if typ == pa.binary(16):
-            values = [v.bytes for v in values]
-        cols[name] = pa.array(values, type=typ)
+    gc.disable()
+    try:
+        for name, typ in schema:
+            values = [r[name] for r in rows]
+            if typ == pa.binary(16):
+                values = [v.bytes for v in values]
+            cols[name] = pa.array(values, type=typ)
+    finally:
+        gc.enable()
     return pa.table(cols)
 
 
@@ -129,15 +140,24 @@ def _noop(row: dict) -> None:
 
 
 def time_pipeline(url: str, base: list[dict], chunks: int, size: int, salt: int,
-                  now: datetime, batch: int, sink: bool) -> float:
+                  now: datetime, batch: int, sink: bool, shape: str) -> float:
     """Rows are made inside the pipeline from the base rows (``beam.Create`` of 100k
-    dicts spends most of its time inferring their type when the pipeline is built)."""
+    dicts spends most of its time inferring their type when the pipeline is built).
+    ``shape``: ``rows`` (one row per element), ``batchelements`` (rows regrouped by
+    ``beam.BatchElements``) or ``lists`` (the producer emits lists of ``size`` rows)."""
     clock = _Clock()
     with beam.Pipeline(runner=FnApiRunner()) as p:
-        rows = (p | beam.Create(list(range(chunks)), reshuffle=False)
-                | beam.FlatMap(chunk_rows, base, size, salt, now))
+        chunk_ids = p | beam.Create(list(range(chunks)), reshuffle=False)
+        if shape == "lists":
+            rows = chunk_ids | beam.Map(chunk_rows, base, size, salt, now).with_output_types(
+                RowBatch)
+        else:
+            rows = chunk_ids | beam.FlatMap(chunk_rows, base, size, salt, now)
+            if shape == "batchelements":
+                rows = rows | beam.BatchElements(min_batch_size=batch, max_batch_size=batch)
         if sink:
-            rows | WriteToClickHouse(url, "events", EVENT_COLUMNS, max_rows=batch)
+            rows | WriteToClickHouse(url, "events", EVENT_COLUMNS, max_rows=batch,
+                                     batches=shape != "rows")
         else:
             rows | beam.Map(_noop)
     return clock.read()
@@ -162,8 +182,9 @@ def main() -> None:
     migrate(client)
     types = {r[0]: r[1] for r in client.query("DESCRIBE TABLE events").result_rows}
     schema = arrow_schema(types, EVENT_COLUMNS)
-    runs = {"raw": [], "raw_insert_only": [], "sink_dofn": [], "sink_pipeline": [],
-            "noop_pipeline": []}
+    runs: dict[str, list[tuple[float, float]]] = {
+        "raw": [], "raw_insert_only": [], "sink_dofn": [],
+        **{f"{kind}_{shape}": [] for shape in SHAPES for kind in ("sink", "noop")}}
     load = [os.getloadavg()[0]]
     salt = 0
     for _ in range(args.repeats):  # interleaved, so load changes hit every variant alike
@@ -179,10 +200,11 @@ def main() -> None:
                 runs[name].append(time_dofn(url, rows, args.batch))
             else:
                 rows = None  # made inside the pipeline
+                kind, shape = name.split("_", 1)
                 runs[name].append(time_pipeline(url, base, chunks, size, salt, now, args.batch,
-                                                name == "sink_pipeline"))
+                                                kind == "sink", shape))
             stored = client.command("SELECT count() FROM events")
-            if stored != (0 if name == "noop_pipeline" else args.rows):
+            if stored != (0 if name.startswith("noop") else args.rows):
                 raise SystemExit(f"{name}: {stored} rows stored, expected {args.rows}")
         load.append(os.getloadavg()[0])
     figures: dict[str, object] = {
@@ -191,17 +213,19 @@ def main() -> None:
     for clock, idx in (("wall", 0), ("cpu", 1)):
         best = {k: min(x[idx] for x in v) for k, v in runs.items()}
         rate = {k: args.rows / v for k, v in best.items()}
-        net_s = best["sink_pipeline"] - best["noop_pipeline"]
-        net = args.rows / net_s if net_s > 0 else None
         figures[clock] = {
             **{f"{k}_rows_s": round(v) for k, v in rate.items()},
-            "sink_pipeline_net_rows_s": round(net) if net else None,
             "ratio_dofn_to_raw": round(rate["sink_dofn"] / rate["raw"], 3),
-            "ratio_pipeline_net_to_raw": round(net / rate["raw"], 3) if net else None,
-            "ratio_pipeline_to_raw": round(rate["sink_pipeline"] / rate["raw"], 3),
             "ratio_dofn_to_raw_insert_only": round(
                 rate["sink_dofn"] / rate["raw_insert_only"], 3),
         }
+        for shape in SHAPES:
+            net_s = best[f"sink_{shape}"] - best[f"noop_{shape}"]
+            net = args.rows / net_s if net_s > 0 else None
+            figures[clock] |= {
+                f"sink_{shape}_net_rows_s": round(net) if net else None,
+                f"ratio_{shape}_net_to_raw": round(net / rate["raw"], 3) if net else None,
+                f"ratio_{shape}_to_raw": round(rate[f"sink_{shape}"] / rate["raw"], 3)}
     print(json.dumps({
         **figures,
         "runs_wall_s": {k: [round(x[0], 3) for x in v] for k, v in runs.items()},

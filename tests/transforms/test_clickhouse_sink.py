@@ -312,6 +312,21 @@ def test_writes_every_row_in_batches_with_metrics(events_url, embedded_client):
 
 
 @pytest.mark.integration
+def test_batches_of_rows_are_written_like_rows(events_url, embedded_client):
+    rows = _rows(25)
+    rows[4] = {**rows[4], "is_bot": 300}  # still isolated, from within its list
+    p = TestPipeline(runner="FnApiRunner")
+    out = (p | beam.Create([rows[:7], rows[7:20], rows[20:]], reshuffle=False)
+           | WriteToClickHouse(events_url, "events", EVENT_COLUMNS, max_rows=10, batches=True))
+    assert_that(out[FAILED_ROWS] | beam.Map(lambda b: b["partial_event"]["event_id"]),
+                equal_to([_ids(25)[4]]))
+    result = p.run()
+    result.wait_until_finish()
+    assert _counts(embedded_client) == (24, 24, 24, 24)
+    assert _metric(result, "events_batches") == 2  # 7 + 13 (buffer full), then 5
+
+
+@pytest.mark.integration
 def test_unconvertible_row_goes_to_failed_rows_and_the_others_are_inserted(
         events_url, embedded_client):
     rows = _rows(6)

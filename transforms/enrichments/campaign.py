@@ -19,6 +19,7 @@ Rules (chosen to match Google Analytics' and Snowplow's defaults, so numbers rec
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
@@ -67,6 +68,7 @@ class Context:
     paid_medium: str
     click_ids: dict[str, str]  # lower-cased param -> source, in Config order
     wanted: frozenset[str]  # lower-cased keys worth decoding
+    tagged: re.Pattern[str]  # finds "utm" or a click id in a lower-cased query
 
 
 def open(cfg: Config) -> Context:
@@ -74,8 +76,9 @@ def open(cfg: Config) -> Context:
     click_ids: dict[str, str] = {}
     for param, source in cfg.click_ids:
         click_ids.setdefault(param.lower(), source)
+    tagged = re.compile("|".join(re.escape(k) for k in ("utm", *click_ids)))
     return Context(cfg.enabled, cfg.paid_medium.strip(), click_ids,
-                   frozenset(COLUMNS) | frozenset(click_ids))
+                   frozenset(COLUMNS) | frozenset(click_ids), tagged)
 
 
 def _query(url: str) -> str:
@@ -119,8 +122,7 @@ def enrich(row: dict[str, Any], ctx: Context) -> dict[str, str]:
     if not isinstance(url, str) or "?" not in url:
         return dict(_EMPTY)
     query = _query(url)
-    lowered = query.lower()
-    if "utm" not in lowered and not any(cid in lowered for cid in ctx.click_ids):
+    if ctx.tagged.search(query.lower()) is None:  # one scan instead of one per id
         return dict(_EMPTY)
     found = parse_params(query, ctx.wanted)
     out = {col: found.get(col, "") for col in COLUMNS}
