@@ -4,14 +4,18 @@
 
 Starts a Kafka broker (temp dir, loopback) and then, in order:
 1. bare: one kafka-python producer loop (the collector's producer settings) sending the
-   records the collector would write for the same events, for ``--seconds``;
+   records the collector would write for the same events, for ``--seconds`` after a
+   3 s warm-up (the collector gets one too);
 2. max: ``radixinsight collector serve --workers N`` under wrk (a separate process):
    10-event batches, keep-alive, ``--connections`` connections, flat out;
 3. half: wrk paced to half of the max request rate, for the p99 latency there;
 4. with ``--profile``: py-spy samples one worker (all threads) under a flat-out load;
    the share of samples by area and the top functions go into the output.
-Afterwards the topic must hold exactly the events the collector acknowledged (202).
-Prints one JSON line. Needs ``wrk`` (Debian package; ``make setup`` installs it).
+Afterwards (once no request is in flight) the topic must hold exactly the events the
+collector acknowledged (202). ``cpu`` gives, for the bare and the max phase, the cores
+used by each process and by the whole machine (``other``: processes not in this bench,
+e.g. someone else's work on a shared machine). Prints one JSON line. Needs ``wrk``
+(Debian package; ``make setup`` installs it).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import argparse
 import collections
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,7 +56,8 @@ def make_bodies(n_bodies: int, users: int = 1000) -> list[list[dict]]:
              for i in range(BATCH)] for b in range(n_bodies)]
 
 
-def bare_producer(bootstrap: str, topic: str, bodies: list[list[dict]], seconds: float) -> dict:
+def bare_producer(bootstrap: str, topic: str, bodies: list[list[dict]], seconds: float,
+                  warm_up_s: float = 3.0) -> dict:
     """Send what the collector would send for ``bodies``, in a plain loop, then flush."""
     import orjson
     from kafka import KafkaProducer
@@ -61,23 +67,88 @@ def bare_producer(bootstrap: str, topic: str, bodies: list[list[dict]], seconds:
                for body in bodies for e in body]
     producer = KafkaProducer(bootstrap_servers=bootstrap, **producer_settings())
     producer.send(topic, key=b"warm", value=b"up").get(30)
-    sent, started, n = 0, time.perf_counter(), len(records)
-    deadline = started + seconds
-    while time.perf_counter() < deadline:
-        for i in range(sent, sent + 1000):
-            key, value = records[i % n]
-            producer.send(topic, key=key, value=value)
-        sent += 1000
-    producer.flush()
+
+    def loop(seconds: float) -> int:
+        sent, n = 0, len(records)
+        deadline = time.perf_counter() + seconds
+        while time.perf_counter() < deadline:
+            for i in range(sent, sent + 1000):
+                key, value = records[i % n]
+                producer.send(topic, key=key, value=value)
+            sent += 1000
+        producer.flush()
+        return sent
+
+    loop(warm_up_s)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    sent = loop(seconds)
     elapsed = time.perf_counter() - started
+    cpu_s = time.process_time() - cpu_started
     producer.close()
-    return {"events": sent, "events_per_s": round(sent / elapsed)}
+    return {"events": sent, "events_per_s": round(sent / elapsed),
+            "cpu_us_per_event": round(cpu_s * 1e6 / sent, 1)}
 
 
-def accepted_total(base: str) -> float:
-    text = requests.get(f"{base}/metrics", timeout=10).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("radix_collector_events_accepted_total{"))
+def accepted_total(base: str, timeout_s: float = 30) -> float:
+    """Events acknowledged so far, read once no request is in flight (a request that
+    wrk gave up on at the end of a run may still be waiting for Kafka's ack)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        text = requests.get(f"{base}/metrics", timeout=10).text
+        values = [line.rsplit(" ", 1) for line in text.splitlines()]
+        if sum(float(v) for k, v in values if k == "radix_collector_in_flight_requests") == 0 \
+                or time.monotonic() > deadline:
+            return sum(float(v) for k, v in values
+                       if k.startswith("radix_collector_events_accepted_total{"))
+        time.sleep(0.05)
+
+
+TICK_S = 1 / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * TICK_S
+
+
+def machine_cpu_s() -> float:
+    """CPU seconds every process on the machine has used (not idle, not I/O wait)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) * TICK_S
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's waited-for children (wrk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuShare:
+    """Cores used per named process (and the whole machine) between start and stop."""
+
+    def __init__(self, pids: dict[str, int], with_self: bool = False) -> None:
+        self.pids, self.with_self = pids, with_self
+
+    def __enter__(self) -> CpuShare:
+        self.started = time.perf_counter()
+        self.before = {name: cpu_s(pid) for name, pid in self.pids.items()}
+        self.children, self.machine = children_cpu_s(), machine_cpu_s()
+        self.own = time.process_time()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        elapsed = time.perf_counter() - self.started
+        used = {name: cpu_s(pid) - self.before[name] for name, pid in self.pids.items()}
+        if self.with_self:
+            used["bench (bare loop)"] = time.process_time() - self.own
+        wrk = children_cpu_s() - self.children
+        if wrk > 0:
+            used["wrk"] = wrk
+        machine = machine_cpu_s() - self.machine
+        used["other"] = max(0.0, machine - sum(used.values()))
+        self.cores = {name: round(v / elapsed, 2) for name, v in used.items()}
+        self.cores["machine"] = round(machine / elapsed, 2)
 
 
 def run_wrk(base: str, bodies_file: Path, connections: int, seconds: float,
@@ -164,7 +235,12 @@ def main() -> None:
             broker.start(timeout_s=120)
             topic = f"{PREFIX}.events.raw"
             create_topics(broker.bootstrap, [topic, "bare.events.raw"], args.partitions)
-            out["bare"] = bare_producer(broker.bootstrap, "bare.events.raw", bodies, args.seconds)
+            broker_pid = broker.pid
+            assert broker_pid is not None
+            with CpuShare({"broker": broker_pid}, with_self=True) as bare_cpu:
+                out["bare"] = bare_producer(broker.bootstrap, "bare.events.raw", bodies,
+                                            args.seconds)
+            out["cpu"] = {"bare": bare_cpu.cores}
 
             no_limits = {"project_per_s": 0, "user_per_s": 0}  # measure the path, not 429s
             Registry({PROJECT: Project(PROJECT, (WriteKey("k1", hash_key(KEY)),),
@@ -181,11 +257,17 @@ def main() -> None:
 
             wait_ready(base, timeout_s=60)
             run_wrk(base, bodies_file, args.connections, 3)  # warm-up: connections, JIT-free
+            workers = worker_pids(collector_pid)
             before = accepted_total(base)
-            peak = run_wrk(base, bodies_file, args.connections, args.seconds)
+            with CpuShare({**{f"worker {i + 1}": pid for i, pid in enumerate(workers)},
+                           "broker": broker_pid}) as max_cpu:
+                peak = run_wrk(base, bodies_file, args.connections, args.seconds)
             accepted = accepted_total(base) - before
             peak["events_per_s"] = round(accepted / (peak["duration_us"] / 1e6))
+            worker_cores = sum(v for k, v in max_cpu.cores.items() if k.startswith("worker"))
+            peak["cpu_us_per_event"] = round(worker_cores * 1e6 / max(peak["events_per_s"], 1), 1)
             out["max"] = peak
+            out["cpu"]["max"] = max_cpu.cores
 
             target = peak["requests_per_s"] / 2
             delay = max(0.0, args.connections / target * 1000 - peak["p50_ms"])
@@ -198,7 +280,7 @@ def main() -> None:
             half["target_requests_per_s"] = round(target)
             out["half"] = half
             if args.profile:
-                out["profile"] = profile_worker(base, bodies_file, worker_pids(collector_pid)[0],
+                out["profile"] = profile_worker(base, bodies_file, workers[0],
                                                 args.connections, min(args.seconds, 15),
                                                 PROFILE_OUT)
             total_accepted = accepted_total(base)

@@ -30,7 +30,7 @@ from collector.envelope import envelope_head, who, wrap
 from collector.errors import RejectedError, too_large
 from collector.metrics import Metrics
 from collector.producer import AckingProducer, KafkaUnavailableError
-from collector.ratelimit import LocalLimiter, RedisLimiter, charges
+from collector.ratelimit import LocalLimiter, RateLimits, RedisLimiter, charges
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,8 @@ class Collector:
         self._connecting: asyncio.Task[None] | None = None
         self._openapi = OPENAPI_PATH.read_bytes()
         self._counted: dict[tuple[str, int], Any] = {}
+        self._accepted: dict[str, Any] = {}
+        self._rates: dict[tuple[tuple[str, float], ...], RateLimits] = {}
         self._routes: dict[tuple[str, str], Callable[..., Awaitable[None]]] = {
             ("/collect", "POST"): self.collect, ("/collect", "OPTIONS"): self.preflight,
             ("/health", "GET"): self.health, ("/ready", "GET"): self.ready,
@@ -145,6 +147,22 @@ class Collector:
                 endpoint if endpoint in {p for p, _ in self._routes} else "other", str(status))
         counter.inc()
         await respond(send, status, payload, headers, content_type)
+
+    def _accepted_of(self, project_id: str) -> Any:
+        counter = self._accepted.get(project_id)
+        if counter is None:  # labels() validates on every call; the child is reusable
+            counter = self._accepted[project_id] = self.metrics.accepted.labels(project_id)
+        return counter
+
+    def _rates_of(self, overrides: dict[str, float]) -> RateLimits:
+        """The configured limits with a project's overrides (built once per override set)."""
+        if not overrides:
+            return self.cfg.rate_limits
+        key = tuple(overrides.items())
+        rates = self._rates.get(key)
+        if rates is None:
+            rates = self._rates[key] = self.cfg.rate_limits.override(overrides)
+        return rates
 
     # -- Kafka producer lifecycle --------------------------------------------
     async def start(self, first_wait_s: float = 10.0) -> None:
@@ -212,7 +230,9 @@ class Collector:
         if length.isdigit() and int(length) > limits.max_body_bytes:
             raise too_large(f"body larger than {limits.max_body_bytes} bytes")
         raw = await read_body(receive, limits.max_body_bytes)
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        query_string = scope.get("query_string", b"")
+        query: dict[str, list[str]] = (
+            parse_qs(query_string.decode("latin-1")) if query_string else {})
         key = headers.get("x-api-key") or next(iter(query.get("api_key", [])), None)
         if not key and origin is None:  # keyless requests come only from browsers
             raise RejectedError(401, "unauthorized", access.MISSING_KEY)
@@ -243,7 +263,7 @@ class Collector:
             user = user or f"ip:{ip}"  # an event without a user is limited by its address
             users[user] = users.get(user, 0) + 1
 
-        rates = cfg.rate_limits.override(writer.project.rate_limits)
+        rates = self._rates_of(writer.project.rate_limits)
         wait_s = await self.limiter.take(charges(project_id, rates, users))
         if wait_s > 0:
             raise RejectedError(429, "rate_limited", f"rate limit of project {project_id!r} or of "
@@ -251,7 +271,7 @@ class Collector:
                             headers={"Retry-After": str(max(1, math.ceil(wait_s)))},
                             events=len(events))
         await self._produce(records)
-        self.metrics.accepted.labels(project_id).inc(len(records))
+        self._accepted_of(project_id).inc(len(records))
         return 202, b'{"accepted":%d}' % len(records)
 
     async def _produce(self, records: list[tuple[bytes, bytes]]) -> None:

@@ -2,9 +2,11 @@
 
 kafka-python sends from its own I/O thread. Each request's records form one ``_Batch``
 whose per-record callbacks (on that thread) count down under a lock; only the batch's
-first failure and its completion cross to the asyncio loop. The loop keeps a bounded
-in-flight budget (records handed to Kafka and not yet acknowledged or failed): a request
-that would exceed it, or that arrives while an earlier batch has waited longer than
+first failure and its completion cross to the asyncio loop. Completions are queued and
+the loop is woken once for all that are waiting (one produce response acknowledges
+records of many requests), not once per request. The loop keeps a bounded in-flight
+budget (records handed to Kafka and not yet acknowledged or failed): a request that would
+exceed it, or that arrives while an earlier batch has waited longer than
 ``ack_timeout_s``, is refused at once (503), so memory stays bounded while Kafka is slow
 or down, and the producer's own retries tell us when it is back.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +29,10 @@ from collector.config import KafkaBudget
 
 class KafkaUnavailableError(RuntimeError):
     """Kafka did not (or cannot now) acknowledge; the client should retry later."""
+
+
+class _AckTimeoutError(Exception):
+    """The request's acknowledgements took longer than ``ack_timeout_s``."""
 
 
 class CachedKeyPartitioner(DefaultPartitioner):
@@ -76,17 +83,17 @@ def producer_settings() -> dict[str, Any]:
 class _Batch:
     """One request's records: counted down on the I/O thread, reported to the loop."""
 
-    __slots__ = ("error", "events", "lock", "loop", "nbytes", "owner", "remaining", "started",
+    __slots__ = ("error", "events", "lock", "nbytes", "owner", "remaining", "started", "timer",
                  "waiter")
 
-    def __init__(self, owner: AckingProducer, events: int, nbytes: int) -> None:
-        self.owner, self.events, self.nbytes = owner, events, nbytes
-        self.loop = asyncio.get_running_loop()
-        self.waiter: asyncio.Future[None] = self.loop.create_future()
+    def __init__(self, owner: AckingProducer, events: int, nbytes: int,
+                 waiter: asyncio.Future[None]) -> None:
+        self.owner, self.events, self.nbytes, self.waiter = owner, events, nbytes, waiter
         self.started = time.monotonic()
         self.remaining = events
         self.error: BaseException | None = None
         self.lock = threading.Lock()
+        self.timer: asyncio.TimerHandle | None = None
 
     def ok(self, _metadata: Any) -> None:
         self._done(None)
@@ -107,23 +114,19 @@ class _Batch:
                 self.error = exc
             finished = self.remaining == 0
         if finished:
-            self.loop.call_soon_threadsafe(self.owner._finish, self)
+            self.owner._completed(self)
         elif first_error:  # answer the request now; the budget is freed when all are done
-            self.loop.call_soon_threadsafe(_resolve, self.waiter, exc)
+            self.waiter.get_loop().call_soon_threadsafe(_resolve, self.waiter, exc)
 
 
-def _resolve(waiter: asyncio.Future[None], exc: BaseException | None) -> None:
+def _resolve(waiter: asyncio.Future[None],
+             exc: BaseException | type[BaseException] | None) -> None:
     if waiter.done():
         return
     if exc is None:
         waiter.set_result(None)
     else:
         waiter.set_exception(exc)
-
-
-def _retrieve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.cancelled():
-        waiter.exception()
 
 
 class AckingProducer:
@@ -137,6 +140,10 @@ class AckingProducer:
         self.in_flight_events = 0
         self.in_flight_bytes = 0
         self._pending: dict[int, _Batch] = {}  # insertion order = age order
+        # Finished batches, appended on the I/O thread, settled on the loop; one wake-up
+        # (call_soon_threadsafe) is scheduled per non-empty queue, not per batch.
+        self._finished: deque[_Batch] = deque()
+        self._wake_scheduled = False
 
     def warm_up(self, topic: str) -> None:
         """Fetch the topic's metadata (blocking), so send() will not wait for it."""
@@ -161,7 +168,9 @@ class AckingProducer:
         if (self.in_flight_events + len(records) > budget.max_in_flight_events
                 or self.in_flight_bytes + nbytes > budget.max_in_flight_bytes):
             raise KafkaUnavailableError("too many events waiting for Kafka's acknowledgement")
-        batch = _Batch(self, len(records), nbytes)
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        batch = _Batch(self, len(records), nbytes, waiter)
         self._pending[id(batch)] = batch
         self.in_flight_events += batch.events
         self.in_flight_bytes += nbytes
@@ -170,24 +179,39 @@ class AckingProducer:
             try:
                 future = send(topic, key=key, value=value)
             except KafkaError as exc:
+                waiter.cancel()  # answered here; the errors counted below reach nobody
                 batch.unsent(len(records) - i, exc)
                 raise KafkaUnavailableError(f"Kafka producer refused the record: {exc}") from exc
             future.add_callback(batch.ok)
             future.add_errback(batch.failed)
+        batch.timer = loop.call_later(budget.ack_timeout_s, _resolve, waiter, _AckTimeoutError)
         try:
-            await asyncio.wait_for(asyncio.shield(batch.waiter), budget.ack_timeout_s)
-        except TimeoutError:
-            batch.waiter.add_done_callback(_retrieve)  # a later failure is nobody's to raise
+            await waiter
+        except _AckTimeoutError:
             raise KafkaUnavailableError(
                 f"Kafka did not acknowledge within {budget.ack_timeout_s}s") from None
         except KafkaError as exc:
             raise KafkaUnavailableError(f"Kafka refused the records: {exc}") from exc
 
-    def _finish(self, batch: _Batch) -> None:
-        self._pending.pop(id(batch), None)
-        self.in_flight_events -= batch.events
-        self.in_flight_bytes -= batch.nbytes
-        _resolve(batch.waiter, batch.error)
+    def _completed(self, batch: _Batch) -> None:
+        """On the I/O thread: queue a finished batch, wake the loop if nobody has yet."""
+        self._finished.append(batch)
+        if not self._wake_scheduled:
+            self._wake_scheduled = True
+            batch.waiter.get_loop().call_soon_threadsafe(self._settle)
+
+    def _settle(self) -> None:
+        """On the loop: free the budget of every finished batch and answer its request."""
+        self._wake_scheduled = False  # before draining: a batch queued from now on wakes us
+        finished = self._finished
+        while finished:
+            batch = finished.popleft()
+            self._pending.pop(id(batch), None)
+            self.in_flight_events -= batch.events
+            self.in_flight_bytes -= batch.nbytes
+            if batch.timer is not None:
+                batch.timer.cancel()
+            _resolve(batch.waiter, batch.error)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Deliver what is buffered (up to ``timeout_s``), then disconnect."""
