@@ -97,7 +97,8 @@ class DedupAndResolve(beam.PTransform):
 
     def expand(self, rows):
         return (rows
-                | "KeyByBrowser" >> beam.Map(_keyed)
+                # typed: the runner keys state by the encoded key, which must be deterministic
+                | "KeyByBrowser" >> beam.Map(_keyed).with_output_types(Tuple[Tuple[str, str], Any])
                 | "DedupResolve" >> beam.ParDo(_DedupResolveFn(self._window_s, self._ttl_s))
                 .with_input_types(Tuple[Tuple[str, str], Any])
                 .with_outputs(DROPPED, LINKS, main="rows"))
