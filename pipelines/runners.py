@@ -7,7 +7,6 @@ downloaded while a job starts (DirectRunner would otherwise try to fetch Prism).
 from __future__ import annotations
 
 RUNNERS = {"prism": "PrismRunner", "flink": "FlinkRunner", "direct": "DirectRunner"}
-STATE_CACHE_MB = 256  # the SDK worker's user-state cache, per worker process
 
 
 def _has(argv: list[str], flag: str) -> bool:
@@ -56,12 +55,6 @@ def runner_args(argv: list[str], *, streaming: bool) -> list[str]:
             out.append("--idle_poll_s=1")
         if streaming and not _has(out, "--read_bundle_s"):
             out.append("--read_bundle_s=1")  # a Flink bundle round trip costs ~1 s
-        if streaming and not _has(out, "--max_cache_memory_usage_mb"):
-            # Beam's worker caches no user state by default: every state read is a round
-            # trip to the runner. Flink gives cache tokens, so with a cache repeated keys
-            # are served from memory across bundles. (Prism gives none: there the cache
-            # only costs its size accounting.)
-            out.append(f"--max_cache_memory_usage_mb={STATE_CACHE_MB}")
         if streaming and not _has(out, "--checkpointing_interval"):
             # Flink finalizes bundles (our Kafka offset commits) only after a checkpoint.
             out.append("--checkpointing_interval=10000")

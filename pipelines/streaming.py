@@ -146,6 +146,10 @@ def run(argv: list[str] | None = None) -> None:
     from transforms.offsets import CommitStoredOffsets
 
     argv = runner_args(list(sys.argv[1:] if argv is None else argv), streaming=True)
+    if "--runner=FlinkRunner" in argv and not any(a.startswith("--state_backend") for a in argv):
+        from radixinsight.toolchain.flink import file_checkpoint_args
+
+        argv += file_checkpoint_args()
     opts = PipelineOptions(argv)
     kafka = opts.view_as(KafkaSourceOptions)
     sinks = store_sinks(opts.view_as(ChainOptions).store)

@@ -112,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # RADIX_LOG_LEVEL=INFO also shows what a runner logs at INFO: the Flink job server
+    # reports a failing job (e.g. a checkpoint error) only there.
+    import logging
+
+    logging.basicConfig(level=os.environ.get("RADIX_LOG_LEVEL", "WARNING").upper())
     if argv[:2] == ["pipeline", "stream"]:
         from pipelines.streaming import run
 

@@ -22,14 +22,14 @@ def test_prism_gets_its_local_binary_and_streaming(tmp_path):
     assert out == [f"--prism_location={fake}", "--x=1", "--runner=PrismRunner", "--streaming"]
 
 
-def test_a_flink_stream_gets_a_state_cache_and_file_checkpoints_unless_set(tmp_path):
-    base = ["--runner=flink", f"--flink_job_server_jar={tmp_path / 'job-server.jar'}"]
-    out = runner_args(base, streaming=True)
-    assert "--max_cache_memory_usage_mb=256" in out and "--state_backend=filesystem" in out
-    assert any(a.startswith("--state_backend_storage_path=file:") for a in out)
-    assert not any(a.startswith("--max_cache") for a in runner_args(base, streaming=False))
-    own = runner_args([*base, "--max_cache_memory_usage_mb=16"], streaming=True)
-    assert [a for a in own if a.startswith("--max_cache")] == ["--max_cache_memory_usage_mb=16"]
+def test_file_checkpoints_go_where_radix_flink_checkpoints_says(tmp_path, monkeypatch):
+    from radixinsight.toolchain.flink import file_checkpoint_args
+
+    monkeypatch.setenv("RADIX_FLINK_CHECKPOINTS", str(tmp_path / "chk"))
+    assert file_checkpoint_args() == [
+        "--state_backend=filesystem", f"--state_backend_storage_path={(tmp_path / 'chk').as_uri()}"]
+    assert (tmp_path / "chk").is_dir()
+
 
 
 def test_flink_streaming_defaults_keep_user_choices(tmp_path):
