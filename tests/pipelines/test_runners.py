@@ -26,9 +26,10 @@ def test_file_checkpoints_go_where_radix_flink_checkpoints_says(tmp_path, monkey
     from radixinsight.toolchain.flink import file_checkpoint_args
 
     monkeypatch.setenv("RADIX_FLINK_CHECKPOINTS", str(tmp_path / "chk"))
-    assert file_checkpoint_args() == [
-        "--state_backend=filesystem", f"--state_backend_storage_path={(tmp_path / 'chk').as_uri()}"]
-    assert (tmp_path / "chk").is_dir()
+    first, second = file_checkpoint_args(), file_checkpoint_args()
+    assert first[0] == "--state_backend=filesystem"
+    assert first[1].startswith(f"--state_backend_storage_path={(tmp_path / 'chk').as_uri()}/job-")
+    assert first[1] != second[1]  # each job its own directory
 
 
 
