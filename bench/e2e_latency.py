@@ -10,7 +10,7 @@ in ``events``. Prints ONE JSON line:
                   "max_s": ..}, "flink": {...}}}
 
 Usage: python bench/e2e_latency.py [--rate 1000] [--seconds 30] [--runners prism,flink]
-       [--job_arg=--some_job_flag=value ...]
+       [--events_per_browser 10] [--job_arg=--some_job_flag=value ...]
 """
 
 from __future__ import annotations
@@ -44,10 +44,17 @@ KEY = "bench-key"
 BATCH = 10
 
 
-def event(batch_no: int, i: int) -> dict:
+BROWSERS = 5000
+
+
+def event(batch_no: int, i: int, per_browser: int = BATCH) -> dict:
+    """Event ``i`` of batch ``batch_no``; ``per_browser`` consecutive events share a browser
+    (BATCH: one browser per request, as the JS SDK sends; 1: every event another browser,
+    as a server-side producer batching many users may)."""
+    browser = (batch_no * BATCH + i) // per_browser % BROWSERS
     return {"event_id": str(uuid.uuid4()), "event_name": "bench_event", "project_id": "bench",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
-            "user": {"anonymous_id": f"a{(batch_no * BATCH + i) % 5000}"},
+            "user": {"anonymous_id": f"a{browser}"},
             "properties": {"b": batch_no}}
 
 
@@ -57,7 +64,7 @@ def spawn(args: list[str], log: Path, env: dict[str, str]) -> int:
 
 
 def offer_load(url: str, rate_eps: float, seconds: float, sent_at: dict[int, float],
-               threads: int = 4) -> int:
+               threads: int = 4, per_browser: int = BATCH) -> int:
     """Send batches at ``rate_eps`` from ``threads`` keep-alive sessions; returns events sent."""
     batches = int(rate_eps * seconds / BATCH)
     interval = BATCH / rate_eps
@@ -77,7 +84,7 @@ def offer_load(url: str, rate_eps: float, seconds: float, sent_at: dict[int, flo
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
-            body = orjson.dumps([event(b, i) for i in range(BATCH)])
+            body = orjson.dumps([event(b, i, per_browser) for i in range(BATCH)])
             sent_at[b] = time.monotonic()
             resp = http.post(url, data=body, timeout=30,
                              headers={"X-API-Key": KEY, "Content-Type": "application/json"})
@@ -111,7 +118,7 @@ def watch(client, sent_at: dict[int, float], seen_at: dict[int, float], stop: th
 
 
 def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rate: float,
-               seconds: float, job_args: list[str]) -> dict:
+               seconds: float, job_args: list[str], per_browser: int = BATCH) -> dict:
     database = f"bench_{runner}_{uuid.uuid4().hex[:6]}"
     connect(store_url).command(f"CREATE DATABASE {database}")
     db_url = f"{store_url}/{database}"
@@ -146,7 +153,7 @@ def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rat
         watcher = threading.Thread(target=watch, args=(connect(db_url), sent_at, seen_at, stop))
         watcher.start()
         t0 = time.monotonic()
-        sent = offer_load(url, rate, seconds, sent_at)
+        sent = offer_load(url, rate, seconds, sent_at, per_browser=per_browser)
         offered_s = time.monotonic() - t0
         drain_deadline = time.monotonic() + 120
         while len(seen_at) < len(sent_at) and time.monotonic() < drain_deadline:
@@ -176,6 +183,9 @@ def main() -> None:
     ap.add_argument("--job_arg", action="append", default=[],
                     help="extra flag for the streaming job (repeatable), e.g. "
                          "--job_arg=--max_cache_memory_usage_mb=0")
+    ap.add_argument("--events_per_browser", type=int, default=BATCH,
+                    help="consecutive events from one browser: 10 = one browser per request "
+                         "(as the JS SDK batches), 1 = every event from another browser")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radix-bench-"))
     reg = Registry({})
@@ -190,7 +200,8 @@ def main() -> None:
                   file=sys.stderr)
             try:
                 results[runner] = run_runner(runner, broker, store.url, work, args.rate,
-                                             args.seconds, args.job_arg)
+                                             args.seconds, args.job_arg,
+                                             args.events_per_browser)
             except TimeoutError as exc:  # one runner failing must not hide the other's figures
                 results[runner] = {"error": str(exc), "log": str(work / f"pipeline-{runner}.log")}
     finally:
@@ -201,7 +212,8 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "rate_target_eps": args.rate, "seconds": args.seconds, "batch": BATCH,
-        "job_args": args.job_arg,
+        "job_args": args.job_arg, "events_per_browser": args.events_per_browser,
+        "browsers": BROWSERS,
         "runners": results,
     }))
 

@@ -38,3 +38,7 @@ def test_pipeline_args_keep_sources_alive_in_streaming(tmp_path):
     assert "--flink_master=[local]" in args and "--environment_type=LOOPBACK" in args
     assert "--shutdown_sources_after_idle_ms=9223372036854775807" in args
     assert "--checkpointing_interval=5000" in args
+    # else a bundle finished by a checkpoint keeps its output until the stage's next bundle
+    assert "--finish_bundle_before_checkpointing" in args
+    assert "--finish_bundle_before_checkpointing" not in flink.flink_pipeline_args(
+        jar=tmp_path / "x.jar", streaming=False)
