@@ -22,7 +22,7 @@ from apache_beam.transforms.window import GlobalWindows
 
 from pipelines.options import ChainOptions
 from transforms.browser_state import DedupAndResolve
-from transforms.chain import ProcessEvents, process_raw
+from transforms.chain import ProcessEventsPerBrowser, process_raw
 from transforms.clickhouse_sink import RowBatch
 from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, first_copies
 from transforms.enrichments import EnrichConfig, Opened, open_chain
@@ -74,9 +74,10 @@ def chain_config(opts: PipelineOptions, bare_received_at: str | None = None) -> 
 
 
 class ProcessRawEvents(beam.PTransform):
-    """raw bytes -> {"events", "bad", "identities", "sessions", "duplicates"} (+
-    "too_late" and "completeness" when ``streaming``): the rows of each table. Batch
-    (``streaming=False``): every output but "bad" carries lists of rows."""
+    """raw bytes (or Kafka records, or lists of them) -> {"events", "bad", "identities",
+    "sessions", "duplicates"} (+ "too_late" and "completeness" when ``streaming``): the
+    rows of each table. "events" carries LISTS of rows (one per browser and bundle in
+    the stream); batch (``streaming=False``): every output but "bad" does."""
 
     def __init__(self, cfg: ChainConfig, *, streaming: bool) -> None:
         super().__init__()
@@ -86,11 +87,13 @@ class ProcessRawEvents(beam.PTransform):
         if not self._streaming:
             return raw | "Batch" >> _ProcessBatch(self._cfg)
         cfg = self._cfg
-        # parse, validate and enrich fused in one step, as in the batch form
-        processed = raw | "ParseValidateEnrich" >> ProcessEvents(cfg.validate, cfg.enrich,
-                                                                 cfg.bare_received_at)
+        # parse, validate and enrich fused in one step, as in the batch form; rows come
+        # out gathered per browser, so Beam pays its per-element cost per browser and poll
+        processed = raw | "ParseValidateEnrich" >> ProcessEventsPerBrowser(
+            cfg.validate, cfg.enrich, cfg.bare_received_at)
         # one keyed step per browser for both: each state read is a runner round trip
-        resolved = processed.rows | "DedupAndResolve" >> DedupAndResolve(cfg.dedup_window_s)
+        resolved = processed.rows | "DedupAndResolve" >> DedupAndResolve(cfg.dedup_window_s,
+                                                                          gathered=True)
         sessions = resolved.rows | "Sessionize" >> Sessionize(cfg.sessions, streaming=True)
         return {
             "events": resolved.rows,

@@ -79,8 +79,9 @@ def streaming_chain_config(opts: PipelineOptions) -> ChainConfig:
 
 def build(p: beam.Pipeline, source: beam.PTransform, sinks: dict[str, beam.PTransform],
           opts: PipelineOptions) -> None:
-    """source yields raw envelope bytes; sinks by table: ``events``, ``invalid``,
-    ``counts``, ``identities``, ``sessions``, ``completeness`` (and optionally ``dlq``)."""
+    """source yields raw envelope bytes (or Kafka records, or lists of them); sinks by
+    table: ``events`` (takes LISTS of rows), ``invalid``, ``counts``, ``identities``,
+    ``sessions``, ``completeness`` (and optionally ``dlq`` and ``offsets``)."""
     out = p | "Source" >> source | "ProcessEvents" >> ProcessRawEvents(
         streaming_chain_config(opts), streaming=True)
     stored = [out["events"] | "WriteEvents" >> sinks["events"],
@@ -112,8 +113,9 @@ def _positions(row: dict[str, Any]) -> list[tuple[tuple[str, int], list[int]]]:
 
 
 def read_config(opts: PipelineOptions) -> KafkaReadConfig:
-    """The stream's reader: offsets are committed after the store (transforms/offsets.py)."""
-    return kafka_read_config(opts, "radixinsight-streaming")
+    """The stream's reader: offsets are committed after the store (transforms/offsets.py);
+    each poll is one element, a list of records."""
+    return replace(kafka_read_config(opts, "radixinsight-streaming"), emit_lists=True)
 
 
 def kafka_source(opts: PipelineOptions) -> beam.PTransform:
@@ -125,7 +127,7 @@ def store_sinks(store: str | None) -> dict[str, beam.PTransform]:
     from transforms.invalid_rows import INVALID_COLUMNS, invalid_row
 
     return {
-        "events": WriteToClickHouse(store, "events", EVENT_COLUMNS),
+        "events": WriteToClickHouse(store, "events", EVENT_COLUMNS, batches=True),
         "invalid": WriteToClickHouse(store, "events_invalid", INVALID_COLUMNS,
                                      to_row=invalid_row),
         "identities": WriteToClickHouse(store, "identities", IDENTITY_COLUMNS),

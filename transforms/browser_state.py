@@ -6,8 +6,10 @@ dedup paid a read for every event, and identity another; together they were most
 of the streaming job's time. Copies of an event come from the same browser (the
 producer retries the same payload), so one key per browser serves both, as the
 batch form (``pipelines/chain.per_browser``) already does: one state value holds
-the browser's linked user and the event ids it sent within ``dedup_window_s``, and
-a bundle reads it once per browser, however many of its events it carries.
+the browser's linked user and the event ids it sent within ``dedup_window_s``. A
+bundle's events are gathered per browser first (``transforms/bundles.py``), so the
+step sees one element and reads the state once per browser and bundle, however many
+of its events the bundle carries.
 
 An ``event_id`` reused by another browser is not caught here; the store collapses
 it (``events`` is a ReplacingMergeTree keyed by ``event_id``), as it does any copy
@@ -27,6 +29,8 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Timestamp
 
+from transforms.bundles import GatherPerKey, Stamped, unbundle
+from transforms.clickhouse_sink import RowBatch
 from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, is_copy
 from transforms.identity import DEFAULT_STATE_TTL_S, LINKS, identity_key, resolve
 
@@ -59,25 +63,29 @@ class _DedupResolveFn(beam.DoFn):
         self._links = beam.metrics.Metrics.counter("identity", "links")
         self._conflicts = beam.metrics.Metrics.counter("identity", "conflicts")
 
-    def process(self, kv: tuple[tuple[str, str], dict[str, Any]], ts=beam.DoFn.TimestampParam,
+    def process(self, kv: tuple[tuple[str, str], list[Stamped]],
                 memory=beam.DoFn.StateParam(MEMORY), expire=beam.DoFn.TimerParam(EXPIRE)):
-        row, at_us = kv[1], ts.micros
-        # Read once per bundle: after the write below, reads are served from the bundle.
-        mem: BrowserMemory = memory.read() or BrowserMemory()
-        if is_copy(mem.seen, str(row["event_id"]), at_us, self._window_us):
-            self._dropped.inc()
-            memory.write(mem)
-            yield beam.pvalue.TaggedOutput(DROPPED, row)  # accounted for, not stored
-            return
-        resolved, link, mem.linked = resolve(row, mem.linked)
-        if mem.expires_us < at_us + self._ttl_us - self._slack_us:
-            mem.expires_us = at_us + self._ttl_us
+        mem: BrowserMemory = memory.read() or BrowserMemory()  # one read per list
+        expires_us = mem.expires_us
+        rows: list[dict[str, Any]] = []
+        for at_us, row in kv[1]:
+            if is_copy(mem.seen, str(row["event_id"]), at_us, self._window_us):
+                self._dropped.inc()
+                yield beam.pvalue.TaggedOutput(DROPPED, unbundle(row, at_us))  # accounted for
+                continue
+            resolved, link, mem.linked = resolve(row, mem.linked)
+            if link is not None:
+                (self._links if link["status"] == "linked" else self._conflicts).inc()
+                yield beam.pvalue.TaggedOutput(LINKS, unbundle(link, at_us))
+            mem.expires_us = max(mem.expires_us, at_us + self._ttl_us)
+            rows.append({**row, "resolved_user_id": resolved})
+        if expires_us < mem.expires_us - self._slack_us:
             expire.set(Timestamp(micros=mem.expires_us))  # forget a browser idle for the TTL
+        else:
+            mem.expires_us = expires_us
         memory.write(mem)
-        if link is not None:
-            (self._links if link["status"] == "linked" else self._conflicts).inc()
-            yield beam.pvalue.TaggedOutput(LINKS, link)
-        yield {**row, "resolved_user_id": resolved}
+        if rows:
+            yield rows  # one list, at the list's time (its earliest arrival)
 
     @on_timer(EXPIRE)
     def forget(self, memory=beam.DoFn.StateParam(MEMORY)):
@@ -85,20 +93,25 @@ class _DedupResolveFn(beam.DoFn):
 
 
 class DedupAndResolve(beam.PTransform):
-    """rows -> the first copy of each event with ``resolved_user_id`` (main ``rows``),
-    the dropped copies (``DROPPED``) and identity link rows (``LINKS``)."""
+    """rows -> lists of the first copies of events with ``resolved_user_id`` (main
+    ``rows``: one list per browser and bundle), the dropped copies (``DROPPED``) and
+    identity link rows (``LINKS``). ``gathered``: the input is already gathered per
+    browser, ``(identity key, [(arrival us, row), ...])`` (``ProcessEventsPerBrowser``)."""
 
     def __init__(self, dedup_window_s: float = DEFAULT_WINDOW_S,
-                 state_ttl_s: float = DEFAULT_STATE_TTL_S) -> None:
+                 state_ttl_s: float = DEFAULT_STATE_TTL_S, *, gathered: bool = False) -> None:
         super().__init__()
         if dedup_window_s <= 0 or state_ttl_s <= 0:
             raise ValueError("dedup_window_s and state_ttl_s must be positive")
-        self._window_s, self._ttl_s = dedup_window_s, state_ttl_s
+        self._window_s, self._ttl_s, self._gathered = dedup_window_s, state_ttl_s, gathered
 
     def expand(self, rows):
+        if not self._gathered:
+            rows = (rows
+                    | "KeyByBrowser" >> beam.Map(_keyed)
+                    | "GatherPerBrowser" >> GatherPerKey(Tuple[str, str]))
         return (rows
-                # typed: the runner keys state by the encoded key, which must be deterministic
-                | "KeyByBrowser" >> beam.Map(_keyed).with_output_types(Tuple[Tuple[str, str], Any])
                 | "DedupResolve" >> beam.ParDo(_DedupResolveFn(self._window_s, self._ttl_s))
                 .with_input_types(Tuple[Tuple[str, str], Any])
+                .with_output_types(RowBatch)
                 .with_outputs(DROPPED, LINKS, main="rows"))

@@ -435,6 +435,7 @@ class _WriteFn(beam.DoFn):
         self._schema: list[tuple[str, Any]] | None = None
         self._rows: list[dict[str, Any]] = []
         self._windowed: list[Any] = []
+        self._sources: list[Any] = []  # each buffered row's stream position (or None)
         self._oldest = 0.0
         self._row_size = 0.0
         m = beam.metrics.Metrics
@@ -457,7 +458,7 @@ class _WriteFn(beam.DoFn):
             log.warning("store not reachable in setup, will retry on flush: %s", exc)
 
     def start_bundle(self) -> None:
-        self._rows, self._windowed = [], []
+        self._rows, self._windowed, self._sources = [], [], []
 
     def process(self, element: Any, wv=beam.DoFn.WindowedValueParam) -> list[Any] | None:
         # Returns a list or None, not a generator: one less object per element.
@@ -482,6 +483,7 @@ class _WriteFn(beam.DoFn):
             self._row_size = 0.8 * self._row_size + 0.2 * size if n else size
         rows.append(row)
         self._windowed.append(wv)
+        self._sources.append(source_of(element))
         if buffer_full(n + 1, self._row_size, now - self._oldest, self._cfg):
             return self._flush()
         return  # nothing (a literal "return None" makes Beam warn about the DoFn)
@@ -491,11 +493,13 @@ class _WriteFn(beam.DoFn):
         failed: list[Any] = []
         if self._to_row is None:
             rows = list(elements)
+            self._sources += [source_of(e) for e in rows]
         else:
             rows = []
             for element in elements:
                 try:
                     rows.append(self._to_row(element))
+                    self._sources.append(source_of(element))
                 except Exception as exc:  # as in process: dead-letter the element
                     self._m_failed.inc()
                     failed.append(TaggedOutput(FAILED_ROWS, rejected_row(
@@ -522,10 +526,10 @@ class _WriteFn(beam.DoFn):
     # -- flushing
 
     def _flush(self) -> list[Any]:
-        rows, windowed = self._rows, self._windowed
+        rows, windowed, sources = self._rows, self._windowed, self._sources
         if not rows:
             return []
-        self._rows, self._windowed = [], []
+        self._rows, self._windowed, self._sources = [], [], []
         self._with_retries(lambda: self._client_schema())  # schema before building
         built = build_table(rows, self._schema)
         rejected = dict(built.rejected)
@@ -539,11 +543,11 @@ class _WriteFn(beam.DoFn):
         self._m_failed.inc(len(rejected))
         out: list[Any] = [
             TaggedOutput(FAILED_ROWS, windowed[i].with_value(with_source(
-                rejected_row(without_source(rows[i]), msgs), source_of(windowed[i].value))))
+                rejected_row(without_source(rows[i]), msgs), sources[i])))
             for i, msgs in sorted(rejected.items())]
         # Stream positions of the rows now stored: their Kafka offsets may be committed.
         out += [windowed[0].with_value(report) for report in reports(
-            source_of(windowed[i].value) for i in range(len(rows)) if i not in rejected)]
+            sources[i] for i in range(len(rows)) if i not in rejected)]
         return out
 
     def _insert(self, table: pa.Table) -> None:

@@ -75,6 +75,10 @@ class KafkaReadConfig:
     consumer_options: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
     # While the broker cannot be reached, a partition's reader waits this long between tries.
     unavailable_retry_s: float = 2.0
+    # True: emit each poll's records as ONE element, a list of KafkaRecords stamped with
+    # its earliest record's time; the steps after it pay Beam's per-element cost per
+    # poll, not per record (the stream). False: one element per record (the archive).
+    emit_lists: bool = False
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -223,19 +227,27 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         while True:
             records = consumer.poll(timeout_ms=self._cfg.poll_timeout_ms,
                                     max_records=self._cfg.max_records_per_poll).get(tp, [])
+            claimed: list[KafkaRecord] = []
+            refused = False
             for rec in records:
                 if rec.offset < next_offset:
                     continue  # a reset (e.g. after retention) may rewind below our start
                 if not tracker.try_claim(rec.offset):
-                    return
-                last_claimed = rec.offset
-                ts = Timestamp(micros=rec.timestamp * 1000)
-                max_ts = ts if max_ts is None or ts > max_ts else max_ts
-                yield TimestampedValue(
-                    KafkaRecord(rec.topic, rec.partition, rec.offset, rec.timestamp, rec.key,
-                                rec.value),
-                    ts,
-                )
+                    refused = True  # the restriction was split: the rest is not ours
+                    break
+                claimed.append(KafkaRecord(rec.topic, rec.partition, rec.offset, rec.timestamp,
+                                           rec.key, rec.value))
+            if claimed:
+                last_claimed = claimed[-1].offset
+                stamps = [r.timestamp_ms for r in claimed]
+                max_ts = _later(max_ts, Timestamp(micros=max(stamps) * 1000))
+                if self._cfg.emit_lists:
+                    yield TimestampedValue(claimed, Timestamp(micros=min(stamps) * 1000))
+                else:
+                    for rec in claimed:
+                        yield TimestampedValue(rec, Timestamp(micros=rec.timestamp_ms * 1000))
+            if refused:
+                return
             if not records or time.monotonic() >= budget_end:
                 break
         try:
@@ -268,6 +280,10 @@ class _ReadPartitionFn(beam.DoFn, RestrictionProvider):
         for consumer in self._consumers.values():
             consumer.close()
         self._consumers = {}
+
+
+def _later(a: Timestamp | None, b: Timestamp) -> Timestamp:
+    return b if a is None or b > a else a
 
 
 # One committing consumer per (cluster, group) and worker process: finalization

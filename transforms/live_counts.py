@@ -1,24 +1,36 @@
 """Event counts per fixed event-time window, emitted while the stream runs.
 
-Elements are timestamped by the Kafka reader with the broker's record time, i.e.
-when the collector accepted the event, so a window closes a moment after its end
-even when client clocks are off. A record that reaches the job after its window
-closed (the reader's watermark is a heuristic) is counted in a late pane of that
-window; panes discard what they emitted, so summing a window's rows is exact.
+Events are counted by arrival time (``received_at``: when the collector accepted
+them, close to the broker time the Kafka reader's watermark follows), so a window
+closes a moment after its end even when client clocks are off. An event that
+reaches the job after its window closed (the reader's watermark is a heuristic) is
+counted in a late pane of that window; panes discard what they emitted, so
+summing a window's rows is exact.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.transforms import trigger, window
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
 
 
-def count_key(row: dict[str, Any]) -> tuple[tuple[str, str], int]:
-    return (row["project_id"], row["event_name"]), 1
+def counts_per_window(rows: list[dict[str, Any]], window_s: int
+                      ) -> Iterator[TimestampedValue]:
+    """A list of rows -> ((project, event name), count) per window of arrival time,
+    stamped at the window's start: one element per key and window, not one per row."""
+    counts: Counter[tuple[str, str, int]] = Counter()
+    for row in rows:
+        at = row.get("received_at") or row["timestamp"]
+        counts[(row["project_id"], row["event_name"], int(at.timestamp()) // window_s)] += 1
+    for (project_id, event_name, slot), n in counts.items():
+        yield TimestampedValue(((project_id, event_name), n), slot * window_s)
 
 
 class _ToCountRow(beam.DoFn):
@@ -35,7 +47,8 @@ class _ToCountRow(beam.DoFn):
 
 
 class CountPerWindow(beam.PTransform):
-    """rows -> one count row per (project, event name, window of ``window_s``)."""
+    """Lists of rows -> one count row per (project, event name, window of ``window_s``
+    of arrival time)."""
 
     def __init__(self, window_s: int = 10, allowed_lateness_s: int = 300) -> None:
         super().__init__()
@@ -44,12 +57,12 @@ class CountPerWindow(beam.PTransform):
     def expand(self, rows):
         return (
             rows
+            | "CountInBundle" >> beam.FlatMap(counts_per_window, self._window_s)
             | "Window" >> beam.WindowInto(
                 window.FixedWindows(self._window_s),
                 trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
                 accumulation_mode=trigger.AccumulationMode.DISCARDING,
                 allowed_lateness=Duration(seconds=self._lateness_s))
-            | "Key" >> beam.Map(count_key)
             | "Count" >> beam.CombinePerKey(sum)
             | "ToRow" >> beam.ParDo(_ToCountRow())
         )

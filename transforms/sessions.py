@@ -15,7 +15,9 @@ it with FINAL and each session appears once, corrected.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +27,7 @@ from apache_beam.coders import PickleCoder
 from apache_beam.transforms import trigger, window
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
+from apache_beam.transforms.window import TimestampedValue
 from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Duration, Timestamp
 
@@ -92,11 +95,13 @@ def merge(a: SessionAcc, b: SessionAcc) -> SessionAcc:
 
 
 class SessionCombineFn(beam.CombineFn):
+    """Inputs are pieces of sessions (``SessionAcc``, see ``pieces``), not events."""
+
     def create_accumulator(self) -> SessionAcc:
         return SessionAcc()
 
-    def add_input(self, acc: SessionAcc, row: dict[str, Any]) -> SessionAcc:
-        return add_event(acc, row)
+    def add_input(self, acc: SessionAcc, piece: SessionAcc) -> SessionAcc:
+        return merge(acc, piece)
 
     def merge_accumulators(self, accs) -> SessionAcc:
         out = SessionAcc()
@@ -149,6 +154,43 @@ def split_sessions(project_id: str, key: str, rows: list[dict[str, Any]], gap_s:
     return out
 
 
+def pieces(stamped: list[tuple[int, dict[str, Any]]], gap_us: int
+           ) -> list[tuple[int, SessionAcc]]:
+    """One browser's events of a bundle ((event time us, row)) -> fewer elements that
+    session windows merge into the same sessions: [(time us, SessionAcc)].
+
+    Events closer than ``gap_us`` become one piece, its accumulator at its first
+    event's time. A window spans [t, t + gap), so a piece longer than the gap also
+    needs empty markers at later events, each less than a gap after the previous
+    one and the last at its last event: their windows chain into the span
+    [first, last + gap) that the events' own windows cover.
+    """
+    out: list[tuple[int, SessionAcc]] = []
+    piece: list[tuple[int, dict[str, Any]]] = []
+    for at, row in sorted(stamped, key=lambda s: s[0]):
+        if piece and at - piece[-1][0] >= gap_us:
+            out += _piece(piece, gap_us)
+            piece = []
+        piece.append((at, row))
+    return out + _piece(piece, gap_us) if piece else out
+
+
+def _piece(events: list[tuple[int, dict[str, Any]]], gap_us: int
+           ) -> list[tuple[int, SessionAcc]]:
+    acc = SessionAcc()
+    for _, row in events:
+        acc = add_event(acc, row)
+    point = events[0][0]
+    out = [(point, acc)]
+    for (at, _), (following, _) in itertools.pairwise(events):
+        if following - point >= gap_us:  # its window would not reach the last point's
+            point = at
+            out.append((at, SessionAcc()))
+    if events[-1][0] != point:
+        out.append((events[-1][0], SessionAcc()))
+    return out
+
+
 def tombstone(row: dict[str, Any], version: int) -> dict[str, Any]:
     return {**row, "version": version, "is_deleted": 1}
 
@@ -157,10 +199,25 @@ def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _to_row(kv: tuple[tuple[str, str], SessionAcc]) -> tuple[tuple[str, str], dict[str, Any]]:
+def _to_row(kv: tuple[tuple[str, str], SessionAcc]) -> list[tuple[tuple[str, str], dict[str, Any]]]:
     (project_id, key), acc = kv
+    if not acc.events:  # only markers (their piece was dropped as late): no session
+        return []
     # Wall-clock version: each pane supersedes the ones emitted before it.
-    return (project_id, key), session_row(project_id, key, acc, time.time_ns() // 1000)
+    return [((project_id, key), session_row(project_id, key, acc, time.time_ns() // 1000))]
+
+
+def _pieces_per_browser(stamped: list[tuple[int, dict[str, Any]]], gap_us: int
+                        ) -> Iterator[TimestampedValue]:
+    """A bundle's rows in time -> (browser, piece of a session) at the piece's time
+    (``pieces``): the session windows' GroupByKey then moves a few elements per
+    browser and bundle, not one per event."""
+    per_browser: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
+    for at, row in stamped:
+        per_browser.setdefault(session_key(row), []).append((at, row))
+    for key, rows in per_browser.items():
+        for at, acc in pieces(rows, gap_us):
+            yield TimestampedValue((key, acc), Timestamp(micros=at))
 
 
 class _SupersedeFn(beam.DoFn):
@@ -219,7 +276,8 @@ class SessionConfig:
 
 
 class Sessionize(beam.PTransform):
-    """rows -> session rows and tombstones (``sessions``); with ``streaming``, also
+    """rows -> session rows and tombstones (``sessions``); with ``streaming``, the input
+    is LISTS of rows (as ``DedupAndResolve`` emits them) and the outputs also include
     ``too_late`` rows and per-project completeness rows (``watermarks``)."""
 
     def __init__(self, cfg: SessionConfig | None = None, *, streaming: bool = False) -> None:
@@ -232,11 +290,10 @@ class Sessionize(beam.PTransform):
         lateness = cfg.allowed_lateness_s
         if self._streaming:
             # The gate is one key: only what sessions need goes through it, not whole rows.
-            rows = rows | "SessionFields" >> beam.Map(session_fields)
             gated = rows | "GateLateEvents" >> GateLateEvents(GateConfig(
                 horizon_s=cfg.gap_s + cfg.allowed_lateness_s, tick_s=cfg.gate_tick_s,
                 max_step_s=max(cfg.gate_max_step_s, cfg.gate_tick_s),
-                max_idle_ticks=cfg.gate_max_idle_ticks))
+                max_idle_ticks=cfg.gate_max_idle_ticks), slim=session_fields)
             rows, out[TOO_LATE], out[WATERMARKS] = gated.rows, gated[TOO_LATE], gated[WATERMARKS]
             # the gate decides; the window never drops (event_time.py)
             lateness += max(cfg.gate_max_step_s, cfg.gate_tick_s) + cfg.gate_tick_s
@@ -255,7 +312,8 @@ class Sessionize(beam.PTransform):
         early = (trigger.AfterProcessingTime(cfg.early_s) if cfg.early_s > 0 else None)
         sessions = (
             rows
-            | "KeyByBrowser" >> beam.Map(_keyed)
+            | "PiecesPerBrowser" >> beam.FlatMap(_pieces_per_browser, int(cfg.gap_s * 1e6))
+            .with_output_types(Tuple[Tuple[str, str], Any])
             | "SessionWindows" >> beam.WindowInto(
                 window.Sessions(cfg.gap_s),
                 trigger=trigger.AfterWatermark(early=early, late=(
@@ -263,7 +321,7 @@ class Sessionize(beam.PTransform):
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
-            | "ToRow" >> beam.Map(_to_row).with_output_types(Tuple[Tuple[str, str], Any]))
+            | "ToRow" >> beam.FlatMap(_to_row).with_output_types(Tuple[Tuple[str, str], Any]))
         out["sessions"] = (
             sessions
             | "Rewindow" >> beam.WindowInto(window.GlobalWindows())

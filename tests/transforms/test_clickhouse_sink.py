@@ -430,7 +430,7 @@ def test_streaming_job_dead_letters_rows_the_events_sink_rejects(events_url, emb
                           ip=None, user_agent=None)
             for i, n in zip(ids, ["page_view", "forbidden", "signup"], strict=True)]
     sinks = {
-        "events": WriteToClickHouse(events_url, "events", EVENT_COLUMNS),
+        "events": WriteToClickHouse(events_url, "events", EVENT_COLUMNS, batches=True),
         "invalid": _ExpectBadRows([("sink", "store_rejected", ids[1])]),
         # counts, identities, sessions, completeness are not this test's business
         **{name: beam.Filter(lambda _: False)

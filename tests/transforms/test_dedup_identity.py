@@ -57,6 +57,14 @@ def test_identity_key_is_the_browser_else_the_user():
     assert identity_key(row(1, anon="", user="u7")) == ("p1", "user:u7")
 
 
+def _ids(rows: list[dict]) -> list[int]:
+    return [r["event_id"].int for r in rows]
+
+
+def _resolved(rows: list[dict]) -> list[tuple[int, str]]:
+    return [(r["event_id"].int, r["resolved_user_id"]) for r in rows]
+
+
 # -- on a stream ---------------------------------------------------------------------------
 
 def test_dedup_drops_later_copies_of_an_event_id():
@@ -68,7 +76,7 @@ def test_dedup_drops_later_copies_of_an_event_id():
               .advance_watermark_to_infinity())
     with streaming() as p:
         out = p | stream | DedupAndResolve(dedup_window_s=3600)
-        assert_that(out.rows | beam.Map(lambda r: r["event_id"].int), equal_to([1, 2]))
+        assert_that(out.rows | beam.FlatMap(_ids), equal_to([1, 2]))
         assert_that(out[DROPPED] | "Dropped" >> beam.Map(lambda r: r["event_id"].int),
                     equal_to([1, 2]), label="Dropped")
 
@@ -82,7 +90,7 @@ def test_dedup_forgets_after_its_window():
               .advance_watermark_to_infinity())
     with streaming() as p:
         out = p | stream | DedupAndResolve(dedup_window_s=60)
-        assert_that(out.rows | beam.Map(lambda r: r["event_id"].int), equal_to([1, 1]))
+        assert_that(out.rows | beam.FlatMap(_ids), equal_to([1, 1]))
 
 
 def test_identify_resolves_later_anonymous_events_and_refuses_a_second_user():
@@ -93,7 +101,7 @@ def test_identify_resolves_later_anonymous_events_and_refuses_a_second_user():
         stream = stream.add_elements([TimestampedValue(ev, i)]).advance_watermark_to(i + 0.5)
     with streaming() as p:
         out = p | stream.advance_watermark_to_infinity() | DedupAndResolve()
-        resolved = out.rows | beam.Map(lambda r: (r["event_id"].int, r["resolved_user_id"]))
+        resolved = out.rows | beam.FlatMap(_resolved)
         assert_that(resolved, equal_to([(1, "a1"), (2, "u1"), (3, "u1"), (4, "u2"), (5, "u1"),
                                         (6, "a2"), (7, "u3")]), label="Resolved")
         links = out[LINKS] | beam.Map(lambda r: (r["anonymous_id"], r["user_id"], r["status"],
@@ -111,7 +119,7 @@ def test_a_redelivered_identify_links_once_and_its_copy_is_dropped():
               .advance_watermark_to_infinity())
     with streaming() as p:
         out = p | stream | DedupAndResolve()
-        assert_that(out.rows | beam.Map(lambda r: (r["event_id"].int, r["resolved_user_id"])),
+        assert_that(out.rows | beam.FlatMap(_resolved),
                     equal_to([(1, "u1"), (2, "u1")]))
         assert_that(out[LINKS] | "Links" >> beam.Map(lambda r: r["event_id"].int),
                     equal_to([1]), label="Links")
@@ -127,7 +135,7 @@ def test_a_browser_idle_past_the_state_ttl_is_forgotten():
               .advance_watermark_to_infinity())
     with streaming() as p:
         out = p | stream | DedupAndResolve(dedup_window_s=60, state_ttl_s=100)
-        assert_that(out.rows | beam.Map(lambda r: (r["event_id"].int, r["resolved_user_id"])),
+        assert_that(out.rows | beam.FlatMap(_resolved),
                     equal_to([(1, "u1"), (2, "a1")]))
 
 

@@ -11,6 +11,8 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import TimestampedValue
+from hypothesis import given
+from hypothesis import strategies as st
 
 from transforms.event_time import TOO_LATE, WATERMARKS
 from transforms.sessions import (
@@ -20,6 +22,7 @@ from transforms.sessions import (
     add_event,
     merge,
     overlaps,
+    pieces,
     session_id,
     session_row,
     split_sessions,
@@ -103,7 +106,8 @@ def _stream(*steps) -> TestStream:
     ts = TestStream()
     for kind, value in steps:
         if kind == "add":
-            ts = ts.add_elements([TimestampedValue(r, t(0)) for r in value])
+            # one list, as DedupAndResolve emits them
+            ts = ts.add_elements([TimestampedValue(list(value), t(0))])
         elif kind == "wm":
             ts = ts.advance_watermark_to(t(value))
         else:  # "walk": the watermark moves gradually, one gate tick at a time
@@ -189,3 +193,32 @@ def test_completeness_watermark_follows_the_watermark_per_project():
 def test_split_sessions_matches_session_window_merging(offsets, want):
     rows = [row(o) for o in offsets]
     assert [s["event_count"] for s in split_sessions("p1", "a1", rows, 60, 1)] == want
+
+
+def _merged(points: list[tuple[int, SessionAcc]], gap: int) -> list[tuple[int, int, SessionAcc]]:
+    """What session windows make of timestamped accumulators: [t, t + gap) windows,
+    overlapping ones merged, their accumulators merged."""
+    out: list[tuple[int, int, SessionAcc]] = []
+    for at, acc in sorted(points, key=lambda p: p[0]):
+        if out and at < out[-1][1]:
+            start, end, merged = out[-1]
+            out[-1] = (start, max(end, at + gap), merge(merged, acc))
+        else:
+            out.append((at, at + gap, acc))
+    return out
+
+
+@given(st.lists(st.integers(0, 400), min_size=1, max_size=30), st.integers(1, 120))
+def test_pieces_merge_into_the_sessions_the_events_make(offsets_s, gap_s):
+    events = [(o * 10**6, row(o)) for o in offsets_s]
+    gap_us = gap_s * 10**6
+    by_event = _merged([(at, add_event(SessionAcc(), r)) for at, r in events], gap_us)
+    by_piece = _merged(pieces(events, gap_us), gap_us)
+    assert by_piece == by_event
+    assert len(pieces(events, gap_us)) <= len(events)
+
+
+def test_a_burst_of_events_is_one_piece_and_a_marker_at_its_end():
+    events = [(10**6 * o, row(o)) for o in (5, 1, 3, 1)]
+    got = [(at, acc.events) for at, acc in pieces(events, 60 * 10**6)]
+    assert got == [(10**6, 4), (5 * 10**6, 0)]  # the marker keeps the window open to 5 s + gap
