@@ -1,6 +1,6 @@
 import pytest
 
-from pipelines.runners import runner_args, runner_name
+from pipelines.runners import FLINK_CHECKPOINT_MS, runner_args, runner_name
 
 
 @pytest.mark.parametrize("argv, name", [
@@ -43,3 +43,17 @@ def test_flink_streaming_defaults_keep_user_choices(tmp_path):
         "--checkpointing_interval=2000"]
     assert [a for a in out if a.startswith("--flink_job_server_jar")] == [
         f"--flink_job_server_jar={jar}"]
+
+
+def test_flink_streaming_checkpoints_by_default(tmp_path):
+    out = runner_args(["--runner=flink", f"--flink_job_server_jar={tmp_path / 'j.jar'}"],
+                      streaming=True)
+    assert [a for a in out if a.startswith("--checkpointing_interval")] == [
+        f"--checkpointing_interval={FLINK_CHECKPOINT_MS}"]
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "soon"])
+def test_flink_streaming_refuses_disabled_checkpoints(tmp_path, value):
+    with pytest.raises(ValueError, match="needs checkpoints"):
+        runner_args(["--runner=flink", f"--flink_job_server_jar={tmp_path / 'j.jar'}",
+                     f"--checkpointing_interval={value}"], streaming=True)
