@@ -57,9 +57,9 @@ def runner_args(argv: list[str], *, streaming: bool) -> list[str]:
             out.append("--idle_poll_s=1")
         if streaming and not _has(out, "--read_bundle_s"):
             out.append("--read_bundle_s=1")  # a Flink bundle round trip costs ~1 s
-        if streaming:
+        if streaming and _has(out, "--checkpointing_interval"):
             _check_checkpointing(out)
-        if streaming and not _has(out, "--checkpointing_interval"):
+        elif streaming:
             # Flink finalizes bundles (our Kafka offset commits) only after a checkpoint,
             # and the stream's latency follows the interval: 10 s gave p95 10.2 s at
             # 2,000 ev/s, 3 s gave 5.8 s (bench/e2e_latency.py, docs/runners.md).
@@ -71,9 +71,9 @@ def _check_checkpointing(argv: list[str]) -> None:
     """Refuse a streaming Flink job without checkpoints: its Kafka offsets would never
     be committed, and on the 2.62 job server the job stalls within seconds (measured:
     4,450 of 80,000 events stored, then nothing, the SDK waiting on a state request)."""
-    for arg in argv:
-        if arg.startswith("--checkpointing_interval="):
-            value = arg.split("=", 1)[1]
+    for i, arg in enumerate(argv):
+        if arg.startswith("--checkpointing_interval=") or arg == "--checkpointing_interval":
+            value = arg.split("=", 1)[1] if "=" in arg else (argv[i + 1:] or [""])[0]
             try:
                 ok = int(value) > 0
             except ValueError:

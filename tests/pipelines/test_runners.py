@@ -57,3 +57,6 @@ def test_flink_streaming_refuses_disabled_checkpoints(tmp_path, value):
     with pytest.raises(ValueError, match="needs checkpoints"):
         runner_args(["--runner=flink", f"--flink_job_server_jar={tmp_path / 'j.jar'}",
                      f"--checkpointing_interval={value}"], streaming=True)
+    with pytest.raises(ValueError, match="needs checkpoints"):
+        runner_args(["--runner=flink", f"--flink_job_server_jar={tmp_path / 'j.jar'}",
+                     "--checkpointing_interval", value], streaming=True)
