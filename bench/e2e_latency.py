@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -213,6 +214,10 @@ def main() -> None:
     finally:
         store.stop()
         broker.stop()
+    if any("error" in r for r in results.values()):
+        print(f"[e2e_latency] logs kept in {work}", file=sys.stderr)
+    else:  # the broker and store dirs hold every event sent: gigabytes after a few runs
+        shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({
         "bench": "e2e_latency",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
