@@ -24,11 +24,13 @@ Prints ONE JSON line. Usage: python bench/sink.py [--rows 100000] [--batch 10000
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -171,6 +173,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radix-bench-sink-"))
+    atexit.register(shutil.rmtree, work, True)  # the store and the GeoIP file
     t0 = time.perf_counter()
     base = make_base(args.distinct, work)
     gen_s = time.perf_counter() - t0
