@@ -8,8 +8,11 @@ extends a session re-emits it with a newer ``version``, and one that bridges two
 sessions merges them. The session's id is derived from its key and start, so an
 extension replaces the stored row; a merge or an earlier start changes the id, and
 ``_SupersedeFn`` then emits tombstones (``is_deleted = 1``) for the rows the new
-session replaces. ``sessions`` is a ReplacingMergeTree(version, is_deleted): read
-it with FINAL and each session appears once, corrected.
+session replaces. It rebuilds each pane's session from the pieces of the browser it
+has seen (``reconcile``), so a runner that leaves overlapping windows unmerged cannot
+make a smaller row replace a bigger one. ``sessions`` is a
+ReplacingMergeTree(version, is_deleted): read it with FINAL and each session appears
+once, corrected.
 """
 
 from __future__ import annotations
@@ -95,21 +98,25 @@ def merge(a: SessionAcc, b: SessionAcc) -> SessionAcc:
 
 
 class SessionCombineFn(beam.CombineFn):
-    """Inputs are pieces of sessions (``SessionAcc``, see ``pieces``), not events."""
+    """Inputs are identified pieces of sessions ``(piece id, SessionAcc)`` (see
+    ``identified_pieces``); the output keeps them by id, markers left out."""
 
-    def create_accumulator(self) -> SessionAcc:
-        return SessionAcc()
+    def create_accumulator(self) -> dict[str, SessionAcc]:
+        return {}
 
-    def add_input(self, acc: SessionAcc, piece: SessionAcc) -> SessionAcc:
-        return merge(acc, piece)
+    def add_input(self, acc: dict[str, SessionAcc], piece: tuple[str | None, SessionAcc]
+                  ) -> dict[str, SessionAcc]:
+        if piece[0] is not None:
+            acc[piece[0]] = piece[1]
+        return acc
 
-    def merge_accumulators(self, accs) -> SessionAcc:
-        out = SessionAcc()
+    def merge_accumulators(self, accs) -> dict[str, SessionAcc]:
+        out: dict[str, SessionAcc] = {}
         for acc in accs:
-            out = merge(out, acc)
+            out.update(acc)
         return out
 
-    def extract_output(self, acc: SessionAcc) -> SessionAcc:
+    def extract_output(self, acc: dict[str, SessionAcc]) -> dict[str, SessionAcc]:
         return acc
 
 
@@ -195,61 +202,97 @@ def tombstone(row: dict[str, Any], version: int) -> dict[str, Any]:
     return {**row, "version": version, "is_deleted": 1}
 
 
-def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] <= b[1] and b[0] <= a[1]
-
-
-def _to_row(kv: tuple[tuple[str, str], SessionAcc]) -> list[tuple[tuple[str, str], dict[str, Any]]]:
-    (project_id, key), acc = kv
-    if not acc.events:  # only markers (their piece was dropped as late): no session
-        return []
-    # Wall-clock version: each pane supersedes the ones emitted before it.
-    return [((project_id, key), session_row(project_id, key, acc, time.time_ns() // 1000))]
-
-
 def _pieces_per_browser(stamped: list[tuple[int, dict[str, Any]]], gap_us: int
                         ) -> Iterator[TimestampedValue]:
-    """A bundle's rows in time -> (browser, piece of a session) at the piece's time
-    (``pieces``): the session windows' GroupByKey then moves a few elements per
-    browser and bundle, not one per event."""
+    """A bundle's rows in time -> (browser, (piece id, piece of a session)) at the piece's
+    time (``pieces``; markers have no id): the session windows' GroupByKey then moves a
+    few elements per browser and bundle, not one per event."""
     per_browser: dict[tuple[str, str], list[tuple[int, dict[str, Any]]]] = {}
     for at, row in stamped:
         per_browser.setdefault(session_key(row), []).append((at, row))
     for key, rows in per_browser.items():
-        for at, acc in pieces(rows, gap_us):
-            yield TimestampedValue((key, acc), Timestamp(micros=at))
+        for at, piece_id, acc in identified_pieces(rows, gap_us):
+            yield TimestampedValue((key, (piece_id, acc)), Timestamp(micros=at))
+
+
+def identified_pieces(stamped: list[tuple[int, dict[str, Any]]], gap_us: int
+                      ) -> list[tuple[int, str | None, SessionAcc]]:
+    """``pieces`` with an id for each piece that holds events (the smallest event id
+    in it, unique because an event is in one piece); markers get None."""
+    ordered = sorted(stamped, key=lambda s: s[0])
+    out, used = [], 0
+    for at, acc in pieces(ordered, gap_us):
+        if not acc.events:
+            out.append((at, None, acc))
+            continue
+        group = ordered[used:used + acc.events]
+        used += acc.events
+        out.append((at, min(str(r.get("event_id") or f"{a}") for a, r in group), acc))
+    return out
+
+
+def reconcile(known: dict[str, SessionAcc], emitted: dict[str, tuple[dict[str, Any], frozenset]],
+              parts: dict[str, SessionAcc], project_id: str, key: str, gap_ms: int,
+              version: int) -> list[dict[str, Any]]:
+    """One pane of a browser's session window -> the session rows (and tombstones) to
+    store, from every piece of the browser seen so far (``known``, updated).
+
+    A runner that merges windows correctly emits panes that contain the earlier ones;
+    Prism 2.77 was seen emitting a late piece as a window of its own although it
+    overlapped a session already fired, and the newer, smaller row then replaced the
+    bigger one. So sessions are rebuilt here from the pieces, with the windows' rule
+    (the next piece starts less than a gap after the session's end): exact whatever
+    the panes hold. ``emitted`` (session id -> (row, piece ids)) is updated.
+    """
+    known.update(parts)
+    sessions: list[tuple[set[str], SessionAcc]] = []
+    for pid, acc in sorted(known.items(), key=lambda kv: (kv[1].start_ms or 0, kv[0])):
+        if sessions and (acc.start_ms or 0) < (sessions[-1][1].end_ms or 0) + gap_ms:
+            sessions[-1][0].add(pid)
+            sessions[-1] = (sessions[-1][0], merge(sessions[-1][1], acc))
+        else:
+            sessions.append(({pid}, acc))
+    out: list[dict[str, Any]] = []
+    for pids, acc in sessions:
+        if pids.isdisjoint(parts):
+            continue
+        row = session_row(project_id, key, acc, version)
+        for sid, (old, old_pids) in list(emitted.items()):
+            if sid != row["session_id"] and not old_pids.isdisjoint(pids):
+                del emitted[sid]
+                out.append(tombstone(old, version))
+        emitted[row["session_id"]] = (row, frozenset(pids))
+        out.append(row)
+    return out
 
 
 class _SupersedeFn(beam.DoFn):
-    """Per browser: remember emitted sessions; a new pane that covers an older session
-    with another id (a merge, or an earlier start) deletes that row."""
+    """Per browser: the pieces seen and the sessions emitted; each pane's sessions are
+    rebuilt from the pieces (``reconcile``) and replace the rows they cover."""
 
-    EMITTED = ReadModifyWriteStateSpec("emitted", PickleCoder())
+    SEEN = ReadModifyWriteStateSpec("seen", PickleCoder())
     CLEANUP = TimerSpec("cleanup", TimeDomain.WATERMARK)
 
-    def __init__(self, keep_s: float) -> None:
-        self._keep = Duration(seconds=keep_s)
+    def __init__(self, gap_s: float, keep_s: float) -> None:
+        self._gap_ms, self._keep = int(gap_s * 1000), Duration(seconds=keep_s)
 
-    def process(self, kv: tuple[tuple[str, str], dict[str, Any]],
-                emitted_state=beam.DoFn.StateParam(EMITTED),
+    def process(self, kv: tuple[tuple[str, str], dict[str, SessionAcc]],
+                seen_state=beam.DoFn.StateParam(SEEN),
                 cleanup=beam.DoFn.TimerParam(CLEANUP)):
-        row = kv[1]
-        span = (_ms(row["session_start"]), _ms(row["session_end"]))
-        emitted: dict[str, dict[str, Any]] = emitted_state.read() or {}
-        for sid, old in list(emitted.items()):
-            if sid != row["session_id"] and overlaps(
-                    (_ms(old["session_start"]), _ms(old["session_end"])), span):
-                del emitted[sid]
-                yield tombstone(old, row["version"])
-        emitted[row["session_id"]] = row
-        emitted_state.write(emitted)
-        end = max(_ms(r["session_end"]) for r in emitted.values())
+        (project_id, key), parts = kv
+        if not parts:  # only markers (their pieces were dropped as late): no session
+            return
+        known, emitted = seen_state.read() or ({}, {})
+        rows = reconcile(known, emitted, parts, project_id, key, self._gap_ms,
+                         time.time_ns() // 1000)  # wall-clock version: newer panes win
+        seen_state.write((known, emitted))
+        end = max(acc.end_ms or 0 for acc in known.values())
         cleanup.set(Timestamp(micros=end * 1000) + self._keep)
-        yield row
+        yield from rows
 
     @on_timer(CLEANUP)
-    def forget(self, emitted_state=beam.DoFn.StateParam(EMITTED)):
-        emitted_state.clear()
+    def forget(self, seen_state=beam.DoFn.StateParam(SEEN)):
+        seen_state.clear()
 
 
 @dataclass(frozen=True)
@@ -321,17 +364,17 @@ class Sessionize(beam.PTransform):
                 accumulation_mode=trigger.AccumulationMode.ACCUMULATING,
                 allowed_lateness=Duration(seconds=lateness))
             | "Aggregate" >> beam.CombinePerKey(SessionCombineFn())
-            | "ToRow" >> beam.FlatMap(_to_row).with_output_types(Tuple[Tuple[str, str], Any]))
+            .with_output_types(Tuple[Tuple[str, str], Any]))
         out["sessions"] = (
             sessions
             | "Rewindow" >> beam.WindowInto(window.GlobalWindows())
-            | "Supersede" >> beam.ParDo(_SupersedeFn(cfg.gap_s + lateness)).with_input_types(
-                Tuple[Tuple[str, str], Any]))
+            | "Supersede" >> beam.ParDo(_SupersedeFn(cfg.gap_s, cfg.gap_s + lateness))
+            .with_input_types(Tuple[Tuple[str, str], Any]))
         return out
 
 
 SESSION_FIELDS = ("timestamp", "event_type", "page_path", "resolved_user_id", "anonymous_id",
-                  "session_id")
+                  "session_id", "event_id")
 
 
 def session_fields(row: dict[str, Any]) -> dict[str, Any]:

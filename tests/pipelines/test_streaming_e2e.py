@@ -48,6 +48,25 @@ def fresh_store(store_server_url):
     return url
 
 
+def session_mismatch(client) -> str:
+    """For a failed sessions check: the browsers whose events and sessions disagree, with
+    every session row stored for them (superseded and deleted ones too)."""
+    keys = client.query(
+        "SELECT k, ev, se FROM (SELECT anonymous_id AS k, count() AS ev FROM events FINAL "
+        "GROUP BY k) AS e LEFT JOIN (SELECT session_key AS k, sum(event_count) AS se "
+        "FROM sessions FINAL GROUP BY k) AS s USING k WHERE ev != se").result_rows
+    lines = [f"browser {k}: {ev} events, {se} in sessions" for k, ev, se in keys]
+    for k, _, _ in keys[:5]:
+        lines += [f"  {row}" for row in client.query(
+            "SELECT session_id, session_start, session_end, event_count, version, is_deleted "
+            "FROM sessions WHERE session_key = {k:String} ORDER BY version",
+            parameters={"k": k}).result_rows]
+        lines += [f"  event {row}" for row in client.query(
+            "SELECT timestamp, received_at FROM events FINAL WHERE anonymous_id = {k:String} "
+            "ORDER BY timestamp", parameters={"k": k}).result_rows]
+    return "\n".join(lines) + "\n"
+
+
 def run_stream_job(runner: str, bootstrap: str, store: str, prefix: str, log: Path,
                    projects: Path):
     cmd = [sys.executable, "-m", "radixinsight.cli", "pipeline", "stream", f"--runner={runner}",
@@ -123,7 +142,7 @@ def check_stream(runner, kafka_broker, fresh_store, tmp_path, events_per_batch=4
                              "WHERE failure_type = 'invalid_event_id'") == 3
         # sessions closed while the job ran: every event is in exactly one of them
         assert wait_count(client, "SELECT sum(event_count) FROM sessions FINAL", total,
-                          120) == total, procs.log_tail(log)
+                          120) == total, session_mismatch(client) + procs.log_tail(log)
         browsers = {e["user"]["anonymous_id"] for e in first + second}
         assert count(client, "SELECT uniqExact(session_key) FROM sessions FINAL") == len(
             browsers)

@@ -20,9 +20,10 @@ from transforms.sessions import (
     SessionConfig,
     Sessionize,
     add_event,
+    identified_pieces,
     merge,
-    overlaps,
     pieces,
+    reconcile,
     session_id,
     session_row,
     split_sessions,
@@ -88,10 +89,47 @@ def test_session_id_depends_on_project_key_and_start_only():
                 session_id("p", "b", 1)}) == 4
 
 
-@pytest.mark.parametrize("a, b, want", [((0, 10), (10, 20), True), ((0, 9), (10, 20), False),
-                                        ((5, 6), (0, 20), True)])
-def test_overlaps(a, b, want):
-    assert overlaps(a, b) is want and overlaps(b, a) is want
+def _acc(*offsets_s: float) -> SessionAcc:
+    acc = SessionAcc()
+    for o in offsets_s:
+        acc = add_event(acc, row(o))
+    return acc
+
+
+def test_reconcile_merges_a_pane_the_runner_left_unmerged():
+    # Seen on Prism: a late piece inside a session that had already fired came out as a
+    # window of its own; its row (2 events) used to replace the 4-event session.
+    known: dict = {}
+    emitted: dict = {}
+    first = reconcile(known, emitted, {"e1": _acc(0, 59, 161, 174)}, "p1", "a1", 120_000, 1)
+    assert [(r["event_count"], r["is_deleted"]) for r in first] == [(4, 0)]
+    second = reconcile(known, emitted, {"e3": _acc(75, 125)}, "p1", "a1", 120_000, 2)
+    assert final_sessions(first + second) == [("a1", T0, T0 + timedelta(seconds=174), 6)]
+
+
+def test_reconcile_takes_a_pane_that_contains_the_earlier_one_as_is():
+    known: dict = {}
+    emitted: dict = {}
+    first = reconcile(known, emitted, {"e1": _acc(0)}, "p1", "a1", 60_000, 1)
+    second = reconcile(known, emitted, {"e1": _acc(0), "e2": _acc(30)}, "p1", "a1", 60_000, 2)
+    assert final_sessions(first + second) == [("a1", T0, T0 + timedelta(seconds=30), 2)]
+
+
+def test_reconcile_bridging_piece_merges_two_sessions_and_tombstones_one():
+    known: dict = {}
+    emitted: dict = {}
+    out = reconcile(known, emitted, {"e1": _acc(0)}, "p1", "a1", 60_000, 1)
+    out += reconcile(known, emitted, {"e2": _acc(100)}, "p1", "a1", 60_000, 2)
+    assert len(final_sessions(out)) == 2
+    out += reconcile(known, emitted, {"e3": _acc(50)}, "p1", "a1", 60_000, 3)
+    assert final_sessions(out) == [("a1", T0, T0 + timedelta(seconds=100), 3)]
+    assert [r["session_start"] for r in out if r["is_deleted"]] == [T0 + timedelta(seconds=100)]
+
+
+def test_identified_pieces_name_each_piece_by_its_smallest_event_id():
+    events = [(10**6 * o, {**row(o), "event_id": f"id{o}"}) for o in (5, 1, 300, 3)]
+    got = [(at, pid, acc.events) for at, pid, acc in identified_pieces(events, 60 * 10**6)]
+    assert got == [(10**6, "id1", 3), (5 * 10**6, None, 0), (300 * 10**6, "id300", 1)]
 
 
 # -- TestStream: streaming semantics ------------------------------------------------------
