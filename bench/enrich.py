@@ -14,11 +14,13 @@ Usage: python bench/enrich.py [--events 200000]
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -113,6 +115,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radix-bench-enrich-"))
+    atexit.register(shutil.rmtree, work, True)  # input and output files of the run
     db = work / "city.mmdb"
     build_city_db(db)
     lines = make_events(args.events)
