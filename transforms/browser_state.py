@@ -11,7 +11,8 @@ bundle's events are gathered per browser first (``transforms/bundles.py``), so t
 step sees one element and reads the state once per browser and bundle, however many
 of its events the bundle carries. Where the runner lets it (Prism), the step holds a
 bundle's browsers and reads their states with the requests in flight together
-(``transforms/state_reads.py``): one round trip per bundle, not one per browser.
+(``transforms/state_requests.py``) and commits their writes the same way: a round trip
+per bundle, not one per browser.
 
 An ``event_id`` reused by another browser is not caught here; the store collapses
 it (``events`` is a ReplacingMergeTree keyed by ``event_id``), as it does any copy
@@ -36,7 +37,12 @@ from transforms.bundles import GatherPerKey, Stamped
 from transforms.clickhouse_sink import RowBatch
 from transforms.dedup import DEFAULT_WINDOW_S, DROPPED, is_copy
 from transforms.identity import DEFAULT_STATE_TTL_S, LINKS, identity_key, resolve
-from transforms.state_reads import fast_path_available, read_together, write_over
+from transforms.state_requests import (
+    commit_together,
+    fast_path_available,
+    read_together,
+    write_over,
+)
 
 # Browsers held before their states are read together; bounds a bundle's memory and
 # lets outputs flow in very large bundles.
@@ -108,8 +114,10 @@ class _DedupResolveFn(beam.DoFn):
 
     def _flush(self):
         held, self._pending = list(self._pending.values()), {}
-        for pending, mem in zip(held, read_together([h.memory for h in held]), strict=True):
+        memories = [h.memory for h in held]
+        for pending, mem in zip(held, read_together(memories), strict=True):
             yield from self._apply(pending, mem)
+        commit_together(memories)
 
     def _apply(self, pending: _Pending, read: BrowserMemory | None):
         mem = read or BrowserMemory()
@@ -152,7 +160,7 @@ class DedupAndResolve(beam.PTransform):
     identity link rows (``LINKS``). ``gathered``: the input is already gathered per
     browser, ``(identity key, [(arrival us, row), ...])`` (``ProcessEventsPerBrowser``).
     ``reads_together=False`` reads each browser's state when it arrives (the reference
-    ``bench/state_reads.py`` compares with)."""
+    ``bench/state_requests.py`` compares with)."""
 
     def __init__(self, dedup_window_s: float = DEFAULT_WINDOW_S,
                  state_ttl_s: float = DEFAULT_STATE_TTL_S, *, gathered: bool = False,

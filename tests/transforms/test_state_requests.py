@@ -1,5 +1,6 @@
-"""State reads sent together (transforms/state_reads.py): the per-browser step gives the
-same results on Prism, where the reads go out together, as on the Direct runner."""
+"""State requests sent together (transforms/state_requests.py): the per-browser step gives
+the same results on Prism, where its reads and writes go out together, as on the Direct
+runner."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.transforms.test_dedup_identity import _resolved, row
 from transforms.browser_state import DedupAndResolve
 from transforms.dedup import DROPPED
 from transforms.identity import LINKS
-from transforms.state_reads import read_together, write_over
+from transforms.state_requests import read_together, write_over
 
 
 def _on_prism(streaming: bool) -> beam.Pipeline:
@@ -24,8 +25,8 @@ def _on_prism(streaming: bool) -> beam.Pipeline:
                                                              streaming=streaming)))
 
 
-def _reads_together(result) -> int:
-    counters = result.metrics().query(MetricsFilter().with_name("reads_together"))["counters"]
+def _counted(result, name: str) -> int:
+    counters = result.metrics().query(MetricsFilter().with_name(name))["counters"]
     return sum(c.committed or 0 for c in counters)
 
 
@@ -71,7 +72,9 @@ def test_on_prism_copies_are_dropped_and_identities_resolved_with_reads_together
                 equal_to([(f"a{b}", f"u{b}") for b in range(browsers)]), label="Links")
     result = p.run()
     result.wait_until_finish()
-    assert _reads_together(result) >= browsers  # the fast path was taken
+    # the fast path was taken: a read and a write (an append: every state was new) each
+    assert _counted(result, "reads_together") >= browsers
+    assert _counted(result, "writes_together") >= browsers
 
 
 @pytest.mark.integration
@@ -92,4 +95,5 @@ def test_on_prism_a_stream_remembers_then_forgets_with_reads_together():
                 label="Dropped")
     result = p.run()
     result.wait_until_finish()
-    assert _reads_together(result) >= 3
+    assert _counted(result, "reads_together") >= 3
+    assert _counted(result, "writes_together") >= 3

@@ -1,16 +1,17 @@
-"""The stream's per-browser dedup/identity step on Prism: state reads together vs one at a time.
+"""The stream's per-browser dedup/identity step on Prism: state requests together vs one at a time.
 
-``DedupAndResolve`` reads each browser's state once per bundle. Reference (``serial``):
-the SDK's own blocking read per browser, one round trip after another, as before
-``transforms/state_reads.py``. Measured (``together``): the reads of a bundle's browsers
-(up to ``MAX_PENDING``) sent before waiting for any. Same pipeline, same rows, same run:
+``DedupAndResolve`` reads and writes each browser's state once per bundle. Reference
+(``serial``): the SDK's own blocking read per browser and its commit at the end of the
+bundle, one round trip after another. Measured (``together``): the reads of a bundle's
+browsers (up to ``MAX_PENDING``) sent before waiting for any, and their writes the same
+way (``transforms/state_requests.py``). Same pipeline, same rows, same run:
 ``--browsers`` browsers with ``--events_per_browser`` events each, generated inside the
 job, gathered per browser and bundle, through the step, counted. Each variant runs
 ``--repeats`` times, alternating; best wall time of each. ``empty_s`` is the same
 pipeline without the step, so ``*_step_s`` is the step's own share. The job shares the
 machine with nothing else, so the round trips here are the quiet ones (about 0.4 ms);
 under the stream's load they were 15-20 ms (docs/runners.md).
-Prints ONE JSON line. Usage: python bench/state_reads.py [--browsers 20000]
+Prints ONE JSON line. Usage: python bench/state_requests.py [--browsers 20000]
 """
 
 from __future__ import annotations
@@ -76,10 +77,10 @@ def main() -> None:
         for variant in ("empty", "serial", "together"):
             wall = run(variant, args.browsers, args.events_per_browser)
             best[variant] = min(best.get(variant, wall), wall)
-            print(f"[state_reads] {variant}: {wall:.2f} s", file=sys.stderr)
+            print(f"[state_requests] {variant}: {wall:.2f} s", file=sys.stderr)
     step = {v: max(best[v] - best["empty"], 1e-9) for v in ("serial", "together")}
     print(json.dumps({
-        "bench": "state_reads", "runner": "prism", "browsers": args.browsers,
+        "bench": "state_requests", "runner": "prism", "browsers": args.browsers,
         "events_per_browser": args.events_per_browser,
         "empty_s": round(best["empty"], 2), "serial_s": round(best["serial"], 2),
         "together_s": round(best["together"], 2),
