@@ -21,6 +21,7 @@ that arrives after the window or after a restart that lost state.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,9 +45,11 @@ from transforms.state_requests import (
     write_over,
 )
 
-# Browsers held before their states are read together; bounds a bundle's memory and
-# lets outputs flow in very large bundles.
+# Browsers held before their states are read together, at most this many or this long:
+# bounds a bundle's memory, and lets outputs flow in long bundles (Flink's end at
+# checkpoints).
 MAX_PENDING = 1_000
+MAX_HOLD_S = 0.2
 
 
 @dataclass
@@ -86,6 +89,7 @@ class _DedupResolveFn(beam.DoFn):
         self._slack_us = min(self._ttl_us // 10, 24 * 3600 * 10**6)
         self._max_pending, self._together = max_pending, together
         self._pending: dict[tuple[Any, Any], _Pending] = {}
+        self._held_since = 0.0
         self._dropped = beam.metrics.Metrics.counter("dedup", "duplicates_dropped")
         self._links = beam.metrics.Metrics.counter("identity", "links")
         self._conflicts = beam.metrics.Metrics.counter("identity", "conflicts")
@@ -101,12 +105,15 @@ class _DedupResolveFn(beam.DoFn):
             return
         # Hold the browser until the bundle ends (or enough are held), then read all
         # their states with the requests in flight together: one round trip, not one each.
+        if not self._pending:
+            self._held_since = time.monotonic()
         pending = self._pending.get((kv[0], win))
         if pending is None:
             self._pending[(kv[0], win)] = _Pending(memory, expire, win, list(kv[1]))
         else:  # the same browser twice in a bundle: one read, values in arrival order
             pending.values.extend(kv[1])
-        if len(self._pending) >= self._max_pending:
+        if (len(self._pending) >= self._max_pending
+                or time.monotonic() - self._held_since >= MAX_HOLD_S):
             yield from self._flush()
 
     def finish_bundle(self):

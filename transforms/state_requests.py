@@ -12,8 +12,8 @@ the bundle; ``write_over`` spares the clear request of a write to a state read e
 It uses SDK internals (pinned Beam; ``tests/transforms/test_state_requests.py`` checks the
 fast path is taken on Prism). Wherever they do not apply it reads the plain way, one
 state at a time: another runner's state context (Direct), a state already changed in
-this bundle, a runner that sends cache tokens (Flink: its reads hit the SDK's cache),
-or a value split over several responses.
+this bundle, a runner whose cache tokens let the SDK cache state across bundles (Flink
+with a state cache), or a value split over several responses.
 """
 
 from __future__ import annotations
@@ -89,8 +89,9 @@ def fast_path_available(state: Any) -> bool:
 
 def _bag_of(state: Any) -> Any:
     """The Fn API bag under a ReadModifyWrite state, where its requests may be sent
-    directly: a gRPC state stream and no user-state cache token (the runner lets the
-    SDK cache state: its reads and writes go through that cache)."""
+    directly: a gRPC state stream, and no cache across bundles (with a user-state cache
+    token and a cache, as on Flink with ``--max_cache_memory_usage_mb``, the SDK's own
+    reads may not leave the process)."""
     if ReadModifyWriteRuntimeState is None or not isinstance(state, ReadModifyWriteRuntimeState):
         return None
     bag = getattr(state, "_underlying_bag_state", None)
@@ -99,8 +100,9 @@ def _bag_of(state: Any) -> Any:
     handler = bag._state_handler
     if not isinstance(handler, GlobalCachingStateHandler):
         return None
-    if getattr(handler._context, "user_state_cache_token", None):
-        return None
+    if (getattr(handler._context, "user_state_cache_token", None)
+            and handler._state_cache.is_cache_enabled()):
+        return None  # reads may be served in-process: leave them to the SDK
     return bag if isinstance(handler._underlying, GrpcStateHandler) else None
 
 
