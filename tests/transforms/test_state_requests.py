@@ -17,7 +17,7 @@ from tests.transforms.test_dedup_identity import _resolved, row
 from transforms.browser_state import DedupAndResolve
 from transforms.dedup import DROPPED
 from transforms.identity import LINKS
-from transforms.state_requests import read_together, write_over
+from transforms.state_requests import commit_together, read_together, write_over
 
 
 def _on_prism(streaming: bool) -> beam.Pipeline:
@@ -50,6 +50,8 @@ def test_states_the_fast_path_cannot_take_are_read_the_plain_way():
     assert [s.reads for s in states] == [1, 1]
     write_over(states[1], "y", was_empty=True)
     assert states[1].value == "y"
+    commit_together(states)  # nothing to send: the runner's own commit keeps them
+    assert [s.value for s in states] == ["x", "y"]
 
 
 @pytest.mark.integration
