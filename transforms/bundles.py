@@ -18,6 +18,8 @@ from apache_beam.typehints import Tuple
 from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.clickhouse_sink import RowBatch
+
 # A key's values flow on early once this many are waiting in a bundle (bounds memory).
 MAX_PER_KEY = 2_000
 
@@ -67,7 +69,7 @@ class GatherPerKey(beam.PTransform):
 
     def expand(self, kvs):
         return kvs | "Gather" >> beam.ParDo(_GatherFn(self._max)).with_output_types(
-            Tuple[self._key_type, Any])
+            Tuple[self._key_type, RowBatch])  # the list crosses pickled whole
 
 
 def unbundle(value: Any, at_us: int) -> TimestampedValue:

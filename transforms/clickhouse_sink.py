@@ -367,7 +367,8 @@ def _row_bytes(row: dict[str, Any]) -> int:
 # ---- batches of rows as elements --------------------------------------------
 
 class RowBatch(list):
-    """Type hint of a PCollection of row lists (``batches=True``): one element, many rows."""
+    """Type hint of a PCollection of row lists (``batches=True``): one element, many rows.
+    Also types other lists that cross between stages (a browser's gathered rows)."""
 
 
 class RowBatchCoder(beam.coders.Coder):

@@ -37,6 +37,7 @@ from apache_beam.utils.timestamp import Timestamp
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.bundles import Stamped, unbundle
+from transforms.clickhouse_sink import RowBatch
 
 TOO_LATE = "too_late"
 WATERMARKS = "watermarks"
@@ -187,6 +188,6 @@ class GateLateEvents(beam.PTransform):
     def expand(self, rows):
         return (rows
                 | "GatherForGate" >> beam.ParDo(_ToGateFn(self._slim)).with_output_types(
-                    Tuple[str, Any])
+                    Tuple[str, RowBatch])  # the list crosses pickled whole
                 | "Gate" >> beam.ParDo(_GateFn(self._cfg)).with_input_types(Tuple[str, Any])
                 .with_outputs(TOO_LATE, WATERMARKS, main="rows"))
