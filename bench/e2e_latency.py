@@ -10,7 +10,7 @@ in ``events``. Prints ONE JSON line:
                   "max_s": ..}, "flink": {...}}}
 
 Usage: python bench/e2e_latency.py [--rate 1000] [--seconds 30] [--runners prism,flink]
-       [--events_per_browser 10] [--job_arg=--some_job_flag=value ...]
+       [--events_per_browser 10] [--senders 16] [--job_arg=--some_job_flag=value ...]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ BATCH = 10
 
 
 BROWSERS = 5000
+SENDERS = 16  # concurrent keep-alive sessions offering the load
 
 
 def event(batch_no: int, i: int, per_browser: int = BATCH) -> dict:
@@ -65,8 +66,11 @@ def spawn(args: list[str], log: Path, env: dict[str, str]) -> int:
 
 
 def offer_load(url: str, rate_eps: float, seconds: float, sent_at: dict[int, float],
-               threads: int = 4, per_browser: int = BATCH) -> int:
-    """Send batches at ``rate_eps`` from ``threads`` keep-alive sessions; returns events sent."""
+               threads: int = SENDERS, per_browser: int = BATCH) -> int:
+    """Send batches at ``rate_eps`` from ``threads`` keep-alive sessions; returns events sent.
+    Each session waits for its answer before sending again, so the sessions must outnumber
+    rate x answer time: with 4, a collector answering in 20+ ms on a loaded box capped
+    the offered rate below the target."""
     batches = int(rate_eps * seconds / BATCH)
     interval = BATCH / rate_eps
     start = time.monotonic()
@@ -125,7 +129,8 @@ def watch(client, sent_at: dict[int, float], seen_at: dict[int, float], stop: th
 
 
 def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rate: float,
-               seconds: float, job_args: list[str], per_browser: int = BATCH) -> dict:
+               seconds: float, job_args: list[str], per_browser: int = BATCH,
+               senders: int = SENDERS) -> dict:
     database = f"bench_{runner}_{uuid.uuid4().hex[:6]}"
     connect(store_url).command(f"CREATE DATABASE {database}")
     db_url = f"{store_url}/{database}"
@@ -160,7 +165,7 @@ def run_runner(runner: str, broker: KafkaBroker, store_url: str, work: Path, rat
         watcher = threading.Thread(target=watch, args=(connect(db_url), sent_at, seen_at, stop))
         watcher.start()
         t0 = time.monotonic()
-        sent = offer_load(url, rate, seconds, sent_at, per_browser=per_browser)
+        sent = offer_load(url, rate, seconds, sent_at, threads=senders, per_browser=per_browser)
         offered_s = time.monotonic() - t0
         drain_deadline = time.monotonic() + 120
         while len(seen_at) < len(sent_at) and time.monotonic() < drain_deadline:
@@ -193,6 +198,8 @@ def main() -> None:
     ap.add_argument("--events_per_browser", type=int, default=BATCH,
                     help="consecutive events from one browser: 10 = one browser per request "
                          "(as the JS SDK batches), 1 = every event from another browser")
+    ap.add_argument("--senders", type=int, default=SENDERS,
+                    help="concurrent HTTP sessions offering the load")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="radix-bench-"))
     reg = Registry({})
@@ -208,7 +215,7 @@ def main() -> None:
             try:
                 results[runner] = run_runner(runner, broker, store.url, work, args.rate,
                                              args.seconds, args.job_arg,
-                                             args.events_per_browser)
+                                             args.events_per_browser, args.senders)
             except TimeoutError as exc:  # one runner failing must not hide the other's figures
                 results[runner] = {"error": str(exc), "log": str(work / f"pipeline-{runner}.log")}
     finally:
@@ -224,7 +231,7 @@ def main() -> None:
                     "platform": platform.platform()},
         "rate_target_eps": args.rate, "seconds": args.seconds, "batch": BATCH,
         "job_args": args.job_arg, "events_per_browser": args.events_per_browser,
-        "browsers": BROWSERS,
+        "browsers": BROWSERS, "senders": args.senders,
         "runners": results,
     }))
 
