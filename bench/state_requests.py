@@ -54,7 +54,7 @@ def run(variant: str, browsers: int, per_browser: int) -> float:
         rows = (p | beam.Create(range(browsers)) | beam.Reshuffle()
                 | beam.FlatMap(browser_rows, per_browser))
         if variant != "empty":
-            rows = (rows | DedupAndResolve(reads_together=variant == "together")).rows \
+            rows = (rows | DedupAndResolve(requests_together=variant == "together")).rows \
                 | beam.FlatMap(lambda batch: batch)
         counted = rows | beam.combiners.Count.Globally()
         counted | beam.Map(_expect, browsers * (per_browser + (variant == "empty")))

@@ -166,17 +166,17 @@ class DedupAndResolve(beam.PTransform):
     ``rows``: one list per browser and bundle), the dropped copies (``DROPPED``) and
     identity link rows (``LINKS``). ``gathered``: the input is already gathered per
     browser, ``(identity key, [(arrival us, row), ...])`` (``ProcessEventsPerBrowser``).
-    ``reads_together=False`` reads each browser's state when it arrives (the reference
+    ``requests_together=False`` reads and writes each browser's state one at a time (the reference
     ``bench/state_requests.py`` compares with)."""
 
     def __init__(self, dedup_window_s: float = DEFAULT_WINDOW_S,
                  state_ttl_s: float = DEFAULT_STATE_TTL_S, *, gathered: bool = False,
-                 reads_together: bool = True) -> None:
+                 requests_together: bool = True) -> None:
         super().__init__()
         if dedup_window_s <= 0 or state_ttl_s <= 0:
             raise ValueError("dedup_window_s and state_ttl_s must be positive")
         self._window_s, self._ttl_s, self._gathered = dedup_window_s, state_ttl_s, gathered
-        self._together = reads_together
+        self._together = requests_together
 
     def expand(self, rows):
         if not self._gathered:

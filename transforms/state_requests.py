@@ -34,15 +34,15 @@ except ImportError:  # pragma: no cover - depends on the SDK build
     ReadModifyWriteRuntimeState = SynchronousBagRuntimeState = None  # type: ignore[assignment,misc]
 
 _WAIT_S = 1.0  # poll interval while waiting, to notice a broken state stream
-# reads that went out together; shows the fast path is taken (tests, job metrics)
-_TOGETHER = Metrics.counter("state", "reads_together")
-_TOGETHER_WRITES = Metrics.counter("state", "writes_together")
+# requests sent together: they show the fast path is taken (tests, job metrics)
+_READS = Metrics.counter("state", "reads_together")
+_WRITES = Metrics.counter("state", "writes_together")
 
 
 def read_together(states: list[Any]) -> list[Any]:
     """The values of ReadModifyWrite ``states`` (``None`` where empty), in order."""
     started = [_start(s) for s in states]
-    _TOGETHER.inc(sum(f is not None for f in started))
+    _READS.inc(sum(f is not None for f in started))
     return [s.read() if f is None else _finish(s, f) for s, f in zip(states, started, strict=True)]
 
 
@@ -63,7 +63,7 @@ def commit_together(states: list[Any]) -> None:
             sent.append((state, handler.extend(key, bag._value_coder.get_impl(),
                                                bag._added_elements)))
         bag._cleared, bag._added_elements = False, []  # the runner holds them now
-    _TOGETHER_WRITES.inc(len(sent))
+    _WRITES.inc(len(sent))
     for state, future in sent:
         _answer(state, future)
 
