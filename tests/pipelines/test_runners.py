@@ -45,6 +45,19 @@ def test_flink_streaming_defaults_keep_user_choices(tmp_path):
         f"--flink_job_server_jar={jar}"]
 
 
+def test_flink_streaming_bundle_defaults_yield_to_the_user(tmp_path):
+    jar = f"--flink_job_server_jar={tmp_path / 'j.jar'}"
+    out = runner_args(["--runner=flink", jar], streaming=True)
+    assert "--read_bundle_s=0.5" in out and "--max_bundle_time_mills=300" in out
+    mine = runner_args(["--runner=flink", jar, "--max_bundle_time_mills=1000",
+                        "--read_bundle_s=1"], streaming=True)
+    sizes = ("--max_bundle_time_mills", "--read_bundle_s")
+    assert [a for a in mine if a.startswith(sizes)] == ["--max_bundle_time_mills=1000",
+                                                        "--read_bundle_s=1"]
+    batch = runner_args(["--runner=flink", jar], streaming=False)
+    assert not [a for a in batch if a.startswith(sizes)]
+
+
 def test_flink_streaming_checkpoints_by_default(tmp_path):
     out = runner_args(["--runner=flink", f"--flink_job_server_jar={tmp_path / 'j.jar'}"],
                       streaming=True)
