@@ -27,8 +27,9 @@ def cache_dir() -> Path:
 
 
 def run_tool(cmd: list[str], *, what: str, env: dict[str, str] | None = None,
-             cwd: Path | None = None) -> None:
-    """Run a build tool; on failure raise with the tail of its output, not a bare exit code."""
+             cwd: Path | None = None) -> str:
+    """Run a build tool and return its standard output; on failure raise with the tail of
+    its output, not a bare exit code."""
     try:
         proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})},
                               capture_output=True, text=True, check=False)
@@ -37,6 +38,7 @@ def run_tool(cmd: list[str], *, what: str, env: dict[str, str] | None = None,
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise ToolchainError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
 
 
 def maven_copy_dependencies(pom: Path, out_dir: Path, *, what: str) -> Path:
