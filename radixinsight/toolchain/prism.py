@@ -3,6 +3,7 @@ the fixes in PATCHES applied to the module's source before ``go build``."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,8 +39,6 @@ SELECT_SPIN = SourcePatch(
         "\t\t\tdataReady = nil // radixinsight: closed, it would spin the select loop\n",
     why="stage.Execute busy-loops on a closed data channel while a bundle finishes")
 PATCHES = (SELECT_SPIN,)
-# Bump when PATCHES change, so a cached binary built without them is not reused.
-PATCH_LEVEL = 1
 
 
 def beam_version() -> str:
@@ -49,8 +48,18 @@ def beam_version() -> str:
     return __version__
 
 
-def prism_path(version: str | None = None) -> Path:
-    return cache_dir() / "prism" / f"v{version or beam_version()}-p{PATCH_LEVEL}" / "prism"
+def patches_digest(patches: tuple[SourcePatch, ...] = PATCHES) -> str:
+    """A short digest of the patches: part of the cached binary's path, so a binary built
+    with other patches (or none) is never reused."""
+    digest = hashlib.sha256()
+    for patch in patches:
+        digest.update(f"{patch.path}\0{patch.old}\0{patch.new}\0".encode())
+    return digest.hexdigest()[:8]
+
+
+def prism_path(version: str | None = None, patches: tuple[SourcePatch, ...] = PATCHES) -> Path:
+    return (cache_dir() / "prism" / f"v{version or beam_version()}-{patches_digest(patches)}"
+            / "prism")
 
 
 def apply_patch(source: str, patch: SourcePatch) -> str:

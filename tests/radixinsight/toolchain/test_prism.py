@@ -32,9 +32,13 @@ def test_a_patch_refuses_source_it_was_not_written_for(source):
         apply_patch(source, SELECT_SPIN)
 
 
-def test_the_cached_binary_is_keyed_by_patch_level():
-    assert prism_path("2.77.0").parent.name.startswith("v2.77.0-p")
-    assert all(isinstance(p, SourcePatch) and p.why for p in PATCHES)
+def test_the_cached_binary_is_keyed_by_its_patches():
+    patched, stock = prism_path("2.77.0"), prism_path("2.77.0", patches=())
+    assert patched.parent.name.startswith("v2.77.0-") and stock.parent.name.startswith("v2.77.0-")
+    assert patched != stock
+    other = SourcePatch(SELECT_SPIN.path, SELECT_SPIN.old, SELECT_SPIN.new + "\n", "x")
+    assert prism_path("2.77.0", patches=(other,)) != patched
+    assert PATCHES == (SELECT_SPIN,)
 
 
 @pytest.mark.integration
